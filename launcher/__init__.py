@@ -1,0 +1,1 @@
+"""ptycho-launch: trains ptycho_torch on SLURM through submitit, or locally."""

@@ -1,0 +1,3 @@
+"""ptycho-torch: the PyTorch backend of PtychoPINN."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""ptycho_torch.evaluate"""
