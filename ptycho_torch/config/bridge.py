@@ -1,0 +1,182 @@
+"""The bridge: pure translation of canonical + execution configs into what the backend runs.
+
+No I/O, no torch import.  Every canonical and execution field is consumed by one of the plans
+below, or listed in :data:`UNUSED_FIELDS` with the reason; ``tests/config/test_bridge.py``
+walks every field and proves it.
+
+Consumers:
+- ``plan.model``      -> ``ptycho_torch.model.module.PtychoPINNModule(model=...)``
+- ``plan.loss``, ``plan.optim``, ``plan.physics`` -> the same module
+- ``plan.data``       -> ``ptycho_torch.data.datamodule.PtychoDataModule(**plan.data)``
+- ``plan.trainer``    -> ``lightning.Trainer(**plan.trainer, callbacks=..., logger=...)``
+- ``plan.checkpoint`` -> the checkpoint callbacks of the training workflow
+- ``plan.logger``     -> the logger the training workflow builds
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from ptycho_torch.config.canonical import InferenceConfig, ModelConfig, TrainingConfig
+from ptycho_torch.config.execution import ExecutionConfig
+
+#: Fields deliberately not consumed, with the reason.  Keys are "<Config>.<field>".
+UNUSED_FIELDS: Mapping[str, str] = MappingProxyType(
+    {
+        "InferenceConfig.model": "the model is taken from the bundle; a differing one is refused by the factory",
+    }
+)
+
+
+def _frozen(mapping: dict[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """Everything the training workflow builds its components from."""
+
+    model: Mapping[str, Any]
+    loss: Mapping[str, Any]
+    optim: Mapping[str, Any]
+    physics: Mapping[str, Any]
+    data: Mapping[str, Any]
+    trainer: Mapping[str, Any]
+    checkpoint: Mapping[str, Any]
+    logger: Mapping[str, Any]
+    seed: int
+    output_dir: str
+
+
+@dataclass(frozen=True)
+class InferencePlan:
+    """Everything the inference workflow needs besides the bundle itself."""
+
+    data: Mapping[str, Any]
+    accelerator: str
+    precision: str
+    output_dir: str
+    model_path: str
+
+
+def model_hparams(model: ModelConfig) -> dict[str, Any]:
+    """Model hyper-parameters: every ModelConfig field, with the mask diameter resolved (None -> N/2)."""
+    hparams = model.model_dump(mode="python")
+    if hparams["probe_mask_diameter"] is None:
+        hparams["probe_mask_diameter"] = model.N / 2
+    return hparams
+
+
+def resolve_strategy(execution: ExecutionConfig) -> str:
+    """'auto' becomes 'ddp' for several processes (never spawn: it breaks under SLURM)."""
+    if execution.strategy == "auto" and execution.world_size > 1:
+        return "ddp"
+    return execution.strategy
+
+
+def dataloader_options(execution: ExecutionConfig) -> dict[str, Any]:
+    """DataLoader knobs, passed on only where torch accepts them."""
+    options: dict[str, Any] = {"num_workers": execution.num_workers, "pin_memory": execution.pin_memory}
+    if execution.num_workers > 0:
+        options["persistent_workers"] = execution.persistent_workers
+        if execution.prefetch_factor is not None:
+            options["prefetch_factor"] = execution.prefetch_factor
+    return options
+
+
+def trainer_kwargs(training: TrainingConfig, execution: ExecutionConfig, accelerator: str) -> dict[str, Any]:
+    """Lightning ``Trainer`` keyword arguments. ``accelerator`` is the resolved one (POLICY-001)."""
+    return {
+        "accelerator": accelerator,
+        "devices": execution.devices,
+        "num_nodes": execution.num_nodes,
+        "strategy": resolve_strategy(execution),
+        "precision": execution.precision,
+        "deterministic": execution.deterministic,
+        "max_epochs": training.nepochs,
+        "gradient_clip_val": training.gradient_clip_val,
+        "log_every_n_steps": execution.log_every_n_steps,
+        "enable_progress_bar": execution.enable_progress_bar,
+        "default_root_dir": str(training.output_dir),
+        "use_distributed_sampler": False,  # the data module shards with its own resumable sampler
+        "enable_checkpointing": True,
+        "benchmark": False,
+    }
+
+
+def bridge_training(training: TrainingConfig, execution: ExecutionConfig, accelerator: str) -> TrainingPlan:
+    """Translate a training config pair into a :class:`TrainingPlan`."""
+    data = {
+        "train_file": None if training.train_data_file is None else str(training.train_data_file),
+        "test_file": None if training.test_data_file is None else str(training.test_data_file),
+        "gridsize": training.model.gridsize,
+        "n_groups": training.n_groups,
+        "neighbor_count": training.neighbor_count,
+        "subsample_seed": training.seed if training.subsample_seed is None else training.subsample_seed,
+        "batch_size": training.batch_size,
+        "seed": training.seed,
+        **dataloader_options(execution),
+    }
+    return TrainingPlan(
+        model=_frozen(model_hparams(training.model)),
+        loss=_frozen(
+            {
+                "nll_weight": training.nll_weight,
+                "mae_weight": training.mae_weight,
+                "torch_loss_mode": training.torch_loss_mode,
+            }
+        ),
+        optim=_frozen(
+            {
+                "optimizer": training.optimizer,
+                "learning_rate": training.learning_rate,
+                "weight_decay": training.weight_decay,
+                "momentum": training.momentum,
+                "adam_beta1": training.adam_beta1,
+                "adam_beta2": training.adam_beta2,
+                "scheduler": training.scheduler,
+                "lr_warmup_epochs": training.lr_warmup_epochs,
+                "lr_min_ratio": training.lr_min_ratio,
+                "nepochs": training.nepochs,
+            }
+        ),
+        physics=_frozen(
+            {
+                "nphotons": training.nphotons,
+                "intensity_scale_trainable": training.intensity_scale_trainable,
+                "probe_trainable": training.probe_trainable,
+            }
+        ),
+        data=_frozen(data),
+        trainer=_frozen(trainer_kwargs(training, execution, accelerator)),
+        checkpoint=_frozen(
+            {
+                "every_n_steps": execution.checkpoint_every_n_steps,
+                "every_minutes": execution.checkpoint_every_minutes,
+                "keep_last": execution.checkpoint_keep_last,
+            }
+        ),
+        logger=_frozen({"backend": execution.logger_backend}),
+        seed=training.seed,
+        output_dir=str(training.output_dir),
+    )
+
+
+def bridge_inference(inference: InferenceConfig, execution: ExecutionConfig, accelerator: str) -> InferencePlan:
+    """Translate an inference config pair into an :class:`InferencePlan`."""
+    data = {
+        "test_file": str(inference.test_data_file),
+        "n_groups": inference.n_groups,
+        "neighbor_count": inference.neighbor_count,
+        "batch_size": execution.inference_batch_size,
+        **dataloader_options(execution),
+    }
+    return InferencePlan(
+        data=_frozen(data),
+        accelerator=accelerator,
+        precision=execution.precision,
+        output_dir=str(inference.output_dir),
+        model_path=str(inference.model_path),
+    )

@@ -1,0 +1,87 @@
+"""ExecutionConfig: how a job runs (devices, precision, data loading, checkpoints, logs).
+
+Nothing here changes *what* is computed in exact arithmetic; it is never merged into the
+canonical configs, never hashed with them, and not stored as science in the model bundle.
+(Reduced precision changes rounding, not the model being trained.)
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ptycho_torch.config.base import FrozenConfig
+
+Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]
+
+
+class AcceleratorFallbackWarning(UserWarning):
+    """POLICY-001: ``accelerator='auto'`` found no GPU and runs on the CPU."""
+
+
+class ExecutionConfig(FrozenConfig):
+    """How to run: hardware, parallelism, precision, data loading, checkpoints and logs."""
+
+    accelerator: Accelerator = Field(
+        "auto", description="Device type; 'auto' picks the GPU when there is one, else the CPU with a warning (POLICY-001)."
+    )
+    devices: int = Field(1, ge=1, le=1024, description="Devices (processes) per node; under SLURM this is the tasks per node.")
+    num_nodes: int = Field(1, ge=1, le=100000, description="Number of nodes; under SLURM this is the node count of the job.")
+    strategy: Literal["auto", "ddp"] = Field(
+        "auto", description="Lightning strategy; 'ddp' for several processes ('auto' picks it when devices*num_nodes > 1)."
+    )
+    precision: Literal["32-true", "16-mixed", "bf16-mixed"] = Field("32-true", description="Numerical precision of training.")
+    deterministic: bool = Field(True, description="Ask torch for deterministic algorithms (reproducible runs).")
+    num_workers: int = Field(0, ge=0, le=256, description="DataLoader worker processes per device (0 loads in the main process).")
+    pin_memory: bool = Field(False, description="Pin host memory of batches (faster copies to a GPU).")
+    persistent_workers: bool = Field(False, description="Keep DataLoader workers alive between epochs (needs num_workers > 0).")
+    prefetch_factor: int | None = Field(None, ge=1, le=64, description="Batches each worker loads ahead (needs num_workers > 0); None uses torch's default.")
+    checkpoint_every_n_steps: int | None = Field(
+        None, ge=1, le=10_000_000, description="Write a periodic checkpoint every N optimiser steps; None: at each epoch end."
+    )
+    checkpoint_every_minutes: float | None = Field(
+        None, gt=0.0, le=100000.0, description="Also write a periodic checkpoint every this many minutes of training."
+    )
+    checkpoint_keep_last: int = Field(2, ge=1, le=1000, description="How many periodic checkpoints to keep (plus last.ckpt).")
+    logger_backend: Literal["tensorboard", "csv", "none"] = Field("tensorboard", description="Where scalar losses and images are logged.")
+    log_every_n_steps: int = Field(10, ge=1, le=1_000_000, description="Log scalars every N optimiser steps.")
+    enable_progress_bar: bool = Field(True, description="Show a progress bar while training.")
+    inference_batch_size: int = Field(64, ge=1, le=1_000_000, description="Groups per forward pass during inference.")
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "ExecutionConfig":
+        if self.num_workers == 0 and self.persistent_workers:
+            raise ValueError("persistent_workers=True needs num_workers > 0")
+        if self.num_workers == 0 and self.prefetch_factor is not None:
+            raise ValueError("prefetch_factor needs num_workers > 0")
+        return self
+
+    @property
+    def world_size(self) -> int:
+        """Total number of training processes: devices per node times nodes."""
+        return self.devices * self.num_nodes
+
+
+def resolve_accelerator(requested: str, *, cuda_available: bool | None = None) -> str:
+    """POLICY-001: 'auto' becomes 'gpu' when CUDA is available, else 'cpu' with one warning.
+
+    Explicit choices are returned unchanged ('cuda' is spelled 'gpu').
+    """
+    if requested == "cuda":
+        return "gpu"
+    if requested != "auto":
+        return requested
+    if cuda_available is None:
+        import torch
+
+        cuda_available = torch.cuda.is_available()
+    if cuda_available:
+        return "gpu"
+    warnings.warn(
+        "accelerator='auto': no GPU found, training on the CPU (set accelerator='cpu' to silence this)",
+        AcceleratorFallbackWarning,
+        stacklevel=2,
+    )
+    return "cpu"
