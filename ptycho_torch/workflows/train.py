@@ -27,6 +27,7 @@ from ptycho_torch.workflows.checkpoints import (
     find_resume_checkpoint,
 )
 from ptycho_torch.workflows.logging import ReconstructionImages, build_logger
+from ptycho_torch.workflows.resume import DataOrderState
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ def _resolve_resume(resume: str | Path | None, checkpoint_dir: Path) -> Path | N
 
 def build_trainer(
     payload: TrainingPayload,
+    datamodule: Any,
     *,
     extra_callbacks: Sequence[Any] = (),
     plugins: Sequence[Any] = (),
@@ -112,6 +114,7 @@ def build_trainer(
     output_dir = Path(plan.output_dir)
     callbacks = [
         *checkpoint_callbacks(plan.checkpoint, output_dir / CHECKPOINT_DIRNAME),
+        DataOrderState(datamodule),
         ReconstructionImages(),
         *extra_callbacks,
     ]
@@ -150,7 +153,7 @@ def run_training(
     L.seed_everything(plan.seed, workers=True, verbose=False)
     datamodule = build_datamodule(payload)
     module = build_module(payload, datamodule)
-    trainer = build_trainer(payload, extra_callbacks=extra_callbacks, plugins=plugins)
+    trainer = build_trainer(payload, datamodule, extra_callbacks=extra_callbacks, plugins=plugins)
     resume_path = _resolve_resume(resume, checkpoint_dir)
     if resume_path is not None and trainer.is_global_zero:
         log.info("resuming from %s", resume_path)

@@ -1,0 +1,194 @@
+"""NPZ scan files: a lazy, memory-mapped reader and an atomic writer.
+
+``np.load(..., mmap_mode='r')`` does not memory-map arrays inside an ``.npz`` (a zip).
+For an *uncompressed* (ZIP_STORED) ``diffraction`` member this reader finds the member's
+data in the zip (local file header + the ``.npy`` header), and ``np.memmap``s it, so
+frames are paged in on demand and never loaded whole.  A compressed member (written by
+``np.savez_compressed``) cannot be mapped: it is decompressed into memory once per
+process, with a one-line log note.  Small members (probe, coordinates, ...) are read
+when the file is opened; ``objectGuess`` is read on first access.  ``allow_pickle`` is
+never enabled.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.lib import format as npformat
+
+from ptycho_torch.data import contract
+from ptycho_torch.data.atomic import atomic_target, encode_metadata
+from ptycho_torch.data.reader import ScanReader
+
+log = logging.getLogger(__name__)
+
+_LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")  # zip local file header, 30 bytes
+_LOCAL_SIGNATURE = 0x04034B50
+_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, struct.error)
+
+
+@dataclass(frozen=True)
+class _Member:
+    """Where a ``.npy`` member's array data lives inside the zip."""
+
+    name: str
+    info: contract.ArrayInfo
+    fortran_order: bool
+    data_offset: int | None  # absolute file offset of the array bytes; None when compressed
+
+
+def _read_npy_header(fp: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
+    version = npformat.read_magic(fp)
+    if version == (1, 0):
+        return npformat.read_array_header_1_0(fp)
+    if version == (2, 0):
+        return npformat.read_array_header_2_0(fp)
+    raise ValueError(f"unsupported .npy format version {version}")
+
+
+def _locate(path: Path, zf: zipfile.ZipFile, zinfo: zipfile.ZipInfo, key: str) -> _Member:
+    """Read a member's .npy header and, when stored uncompressed, its absolute data offset."""
+    try:
+        with zf.open(zinfo) as fp:
+            shape, fortran, dtype = _read_npy_header(fp)
+            header_len = fp.tell()
+    except _READ_ERRORS as err:
+        raise contract.contract_error(path, key, "unreadable array header", found=str(err),
+                                      hint="the file may be truncated; rewrite it") from None
+    if dtype.hasobject:
+        raise contract.contract_error(path, key, "object (pickled) array", expected="a numeric array",
+                                      found=f"dtype {dtype}", hint="store plain numeric arrays")
+    info = contract.ArrayInfo(tuple(int(s) for s in shape), np.dtype(dtype))
+    offset = None
+    if zinfo.compress_type == zipfile.ZIP_STORED and not zinfo.flag_bits & 0x1:
+        with open(path, "rb") as raw:
+            raw.seek(zinfo.header_offset)
+            fields = _LOCAL_HEADER.unpack(raw.read(_LOCAL_HEADER.size))
+        if fields[0] != _LOCAL_SIGNATURE:
+            raise contract.contract_error(path, key, "corrupt zip entry", hint="rewrite the file")
+        offset = zinfo.header_offset + _LOCAL_HEADER.size + fields[9] + fields[10] + header_len
+        nbytes = int(np.prod(info.shape, dtype=np.int64)) * info.dtype.itemsize
+        if offset + nbytes > path.stat().st_size:
+            raise contract.contract_error(path, key, "truncated file", expected=f"{nbytes} bytes of data",
+                                          found=f"file ends early ({path.stat().st_size} bytes)",
+                                          hint="the file was not fully written; rewrite it")
+    return _Member(zinfo.filename, info, bool(fortran), offset)
+
+
+def _load_member(path: Path, zf: zipfile.ZipFile, zinfo: zipfile.ZipInfo, key: str) -> np.ndarray:
+    try:
+        with zf.open(zinfo) as fp:
+            return npformat.read_array(fp, allow_pickle=False)
+    except _READ_ERRORS as err:
+        raise contract.contract_error(path, key, "unreadable array", found=str(err).split("\n")[0],
+                                      hint="store plain numeric arrays (metadata as a JSON string)") from None
+
+
+class NpzScanReader(ScanReader):
+    """Reader for ``.npz`` scan files (see module docstring for laziness rules)."""
+
+    kind = "NPZ"
+    _transient: ClassVar[tuple[str, ...]] = ("_frames",)
+
+    def _open_zip(self) -> zipfile.ZipFile:
+        try:
+            return zipfile.ZipFile(self.path)
+        except (zipfile.BadZipFile, OSError, ValueError) as err:
+            raise contract.contract_error(self.path, None, "not a readable NPZ (zip) archive", found=str(err),
+                                          hint=("the file may be truncated or not an NPZ; "
+                                               "write scans with numpy.savez or ptycho_torch.data.write_scan_npz")
+                                          ) from None
+
+    def _open_and_validate(self) -> None:
+        with self._open_zip() as zf:
+            members = {z.filename[:-4]: z for z in zf.infolist() if z.filename.endswith(".npy")}
+            dkey = contract.find_diffraction_key(self.path, frozenset(members))
+            probe = contract.check_probe(self.path, _load_member(self.path, zf, members[contract.PROBE_KEY],
+                                                                 contract.PROBE_KEY))
+            x, y = contract.check_coords(
+                self.path, _load_member(self.path, zf, members[contract.X_KEY], contract.X_KEY),
+                _load_member(self.path, zf, members[contract.Y_KEY], contract.Y_KEY))
+            diff = _locate(self.path, zf, members[dkey], dkey)
+            layout = contract.check_diffraction_layout(self.path, dkey, diff.info, x.size, probe.shape)
+            scan_index = None
+            if contract.SCAN_INDEX_KEY in members:
+                scan_index = contract.check_scan_index(
+                    self.path, _load_member(self.path, zf, members[contract.SCAN_INDEX_KEY],
+                                            contract.SCAN_INDEX_KEY), layout.n)
+            if contract.OBJECT_KEY in members:
+                obj = _locate(self.path, zf, members[contract.OBJECT_KEY], contract.OBJECT_KEY)
+                contract.check_object_info(self.path, obj.info)
+            raw_meta = None
+            if contract.METADATA_KEY in members:
+                raw_meta = _load_member(self.path, zf, members[contract.METADATA_KEY], contract.METADATA_KEY)
+            metadata = contract.parse_metadata(self.path, raw_meta)
+        if layout.legacy_hwn and not self._quiet:
+            contract.warn_legacy_layout(self.path, dkey, diff.info)
+        if diff.data_offset is None and not self._quiet:
+            log.warning("%s [%s]: compressed NPZ member is loaded whole into memory (write with "
+                        "write_scan_npz(..., compressed=False) to memory-map it)", self.path, dkey)
+        self.n, self.frame_shape, self.legacy_hwn = layout.n, layout.frame_shape, layout.legacy_hwn
+        self.probe, self.xcoords, self.ycoords = probe, x, y
+        self.scan_index, self.metadata, self.diffraction_key = scan_index, metadata, dkey
+        self.has_object_guess = contract.OBJECT_KEY in members
+        self._diff_member = diff
+
+    def _frames_array(self) -> np.ndarray:
+        """The stored stack as an array-like: a read-only memmap, or the loaded array."""
+        if not self._owned() or self._frames is None:
+            m = self._diff_member
+            if m.data_offset is not None:
+                self._frames = np.memmap(self.path, dtype=m.info.dtype, mode="r", offset=m.data_offset,
+                                         shape=m.info.shape, order="F" if m.fortran_order else "C")
+            else:
+                with self._open_zip() as zf:
+                    self._frames = _load_member(self.path, zf, zf.getinfo(m.name), self.diffraction_key)
+        return self._frames
+
+    def _read_sorted(self, indices: np.ndarray) -> np.ndarray:
+        stack = self._frames_array()
+        if self.legacy_hwn:
+            out = np.moveaxis(stack[:, :, indices], 2, 0)
+        else:
+            out = stack[indices]
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    def _load_object_guess(self) -> np.ndarray:
+        with self._open_zip() as zf:
+            obj = _load_member(self.path, zf, zf.getinfo(contract.OBJECT_KEY + ".npy"), contract.OBJECT_KEY)
+        return np.ascontiguousarray(obj, dtype=np.complex64)
+
+
+def _quiet_reader(path: Path) -> NpzScanReader:
+    return NpzScanReader(path, quiet=True)
+
+
+def write_scan_npz(path: str | os.PathLike[str], arrays: dict[str, Any], metadata: dict[str, Any] | None = None,
+                   *, compressed: bool = False, validate: bool = True) -> Path:
+    """Write ``arrays`` (key -> array) and optional ``metadata`` (-> ``_metadata`` JSON) to an NPZ.
+
+    The file is written to a temporary name next to ``path``, flushed, optionally validated
+    by opening it with :class:`NpzScanReader` (a violation raises ``DataContractError`` and
+    nothing is written), then moved into place with ``os.replace`` (atomic).  Keep
+    ``compressed=False`` for memory-mapped reads; ``validate=False`` writes arrays verbatim.
+    Returns the final path.
+    """
+    path = Path(path)
+    payload = {k: np.asarray(v) for k, v in arrays.items()}
+    if metadata is not None:
+        payload[contract.METADATA_KEY] = np.array(encode_metadata(metadata))
+    save = np.savez_compressed if compressed else np.savez
+    with atomic_target(path, _quiet_reader if validate else None) as tmp:
+        with open(tmp, "wb") as fh:
+            save(fh, **payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return path

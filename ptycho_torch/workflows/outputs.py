@@ -1,0 +1,59 @@
+"""Atomic writers for workflow outputs (NPZ, PNG, JSON): temporary file, then rename."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_npz_atomic(path: Path, **arrays: np.ndarray) -> Path:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+    return path
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Scale the finite values of a real image to 0..255 (NaN, never covered, becomes 0)."""
+    image = np.asarray(image, dtype=np.float64)
+    finite = np.isfinite(image)
+    if not finite.any():
+        return np.zeros(image.shape, dtype=np.uint8)
+    low, high = np.min(image[finite]), np.max(image[finite])
+    scaled = np.zeros(image.shape, dtype=np.float64)
+    scaled[finite] = (image[finite] - low) / (high - low + 1e-12)
+    return np.round(scaled * 255).astype(np.uint8)
+
+
+def save_png_atomic(path: Path, image: np.ndarray) -> Path:
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(to_uint8(image), mode="L").save(tmp, format="PNG")
+    return path
+
+
+def write_json_atomic(path: Path, data: Any) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=float) + "\n", encoding="utf-8")
+    return path
