@@ -90,7 +90,11 @@ def inspect_training_data(path: str | Path) -> dict[str, Any]:
     from ptycho_torch.data import open_scan  # data sits above config; imported only when needed
 
     reader = open_scan(path)
-    height, width = reader.probe.shape[-2:]
+    try:
+        height, width = reader.probe.shape[-2:]
+        nphotons = reader.nphotons
+    finally:
+        reader.close()  # only the probe and the metadata are needed; release the file now
     if height != width or height not in SUPPORTED_N:
         raise ConfigError(
             "probeGuess shape gives an unsupported patch size N",
@@ -100,8 +104,8 @@ def inspect_training_data(path: str | Path) -> dict[str, Any]:
             hint="crop or resample the probe and diffraction to a supported size",
         )
     inferred: dict[str, Any] = {"model.N": int(height)}
-    if reader.nphotons is not None:
-        inferred["nphotons"] = float(reader.nphotons)
+    if nphotons is not None:
+        inferred["nphotons"] = float(nphotons)
     return inferred
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,23 @@ from pydantic import BaseModel
 from ptycho_torch.errors import ConfigError
 
 RUN_FILE_SECTIONS = ("execution", "cluster")
+
+
+class RunFileLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads ``1e9`` and ``1.0e8`` as floats.
+
+    PyYAML follows YAML 1.1, where an exponent needs a dot and a sign (``1.0e+9``); users
+    write ``1e9``.  Without this the value arrives as a string: validation still converts
+    it, but ``--explain`` would show a string and provenance notes would compare a string
+    with a number.
+    """
+
+
+RunFileLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 @dataclass(frozen=True)
@@ -47,7 +65,7 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
         if suffix == ".json":
             data = json.loads(text)
         elif suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=RunFileLoader)  # safe: SafeLoader subclass
         else:
             raise ConfigError(
                 "unsupported config file type", where=str(path), expected=".yaml, .yml or .json", found=suffix or "no suffix"
