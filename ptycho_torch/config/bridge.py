@@ -1,7 +1,7 @@
 """The bridge: pure translation of canonical + execution configs into what the backend runs.
 
 No I/O, no torch import.  Every canonical and execution field is consumed by one of the plans
-below, or listed in :data:`UNUSED_FIELDS` with the reason; ``tests/config/test_bridge.py``
+below, or listed in :data:`UNUSED_FIELDS` with the reason; ``tests/config/test_config_bridge.py``
 walks every field and proves it.
 
 Consumers:
