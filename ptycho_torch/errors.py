@@ -37,16 +37,17 @@ class PtychoError(Exception):
         super().__init__(self.one_line())
 
     def one_line(self) -> str:
-        parts: list[str] = []
+        """``where: message; expected E, found F. HINT: h`` on a single line."""
+        text = self.message or self.kind
         if self.where:
-            parts.append(f"{self.where}:")
-        if self.message:
-            parts.append(self.message)
+            text = f"{self.where}: {text}"
+        details = []
         if self.expected is not None:
-            parts.append(f"expected {self.expected}")
+            details.append(f"expected {self.expected}")
         if self.found is not None:
-            parts.append(f"(found {self.found})")
-        text = " ".join(parts) if parts else self.kind
+            details.append(f"found {self.found}")
+        if details:
+            text += "; " + ", ".join(details)
         if self.hint:
             text += f". HINT: {self.hint}"
         return " ".join(text.split())  # always a single line

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from ptycho_torch.config.io import RunFileLoader
 from ptycho_torch.errors import ConfigError
 
 
@@ -39,7 +40,7 @@ def _strip_optional(annotation: Any) -> Any:
 def parse_scalar(text: str) -> Any:
     """A flag or ``--set`` value: YAML scalar syntax (``5``, ``1e9``, ``true``, ``null``, ``[a, b]``)."""
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=RunFileLoader)
     except yaml.YAMLError:
         return text
 
