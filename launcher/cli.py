@@ -1,0 +1,339 @@
+"""ptycho-launch: train on SLURM (submitit), locally (--local), or show the job (--dry-run).
+
+    ptycho-launch --config run.yaml --nodes 2 --devices 4 --partition gpu --time 04:00:00
+    ptycho-launch --config run.yaml --local
+    ptycho-launch --config run.yaml --dry-run
+    ptycho-launch --config run.yaml --sweep nepochs=5 --sweep nepochs=10      # one job array
+    ptycho-launch status|logs|cancel|resume RUN        ptycho-launch list
+
+Every ExecutionConfig field has a flag (generated from its ``model_fields``; ``--nodes`` is
+``--num-nodes``), and so does every ClusterConfig field.  Bad input: one line, exit 2, no job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import typing
+from pathlib import Path
+from typing import Any, Sequence
+
+from launcher.config import ClusterConfig
+from launcher.errors import ClusterConfigError, PreflightError
+
+SUBCOMMANDS = ("status", "logs", "cancel", "list", "resume")
+_EXEC_DEST = "exec__"
+_CLUSTER_DEST = "cluster__"
+
+
+def _flag_type(annotation: Any) -> tuple[str, Any]:
+    """(kind, converter) of a field annotation: bool, choices, int, float or str."""
+    if typing.get_origin(annotation) in (list, dict):
+        return typing.get_origin(annotation).__name__, None
+    args = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    base = args[0]
+    if base is bool:
+        return "bool", None
+    if typing.get_origin(base) is typing.Literal:
+        return "choice", [str(v) for v in typing.get_args(base)]
+    if base in (int, float):
+        return "num", base
+    return "str", str
+
+
+def add_model_flags(parser: argparse.ArgumentParser, fields: dict[str, Any], dest_prefix: str, title: str,
+                    aliases: dict[str, list[str]] | None = None) -> None:
+    """One flag per pydantic field, help text from its description, default None (= not given)."""
+    group = parser.add_argument_group(title)
+    for name, info in fields.items():
+        flags = [f"--{name.replace('_', '-')}", *(aliases or {}).get(name, [])]
+        kind, conv = _flag_type(info.annotation)
+        dest, help_text = dest_prefix + name, (info.description or "").replace("%", "%%")
+        if kind == "bool":
+            group.add_argument(*flags, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif kind == "choice":
+            group.add_argument(*flags, dest=dest, choices=conv, default=None, help=help_text)
+        elif kind == "list":
+            group.add_argument(*flags, dest=dest, action="append", default=None, metavar="LINE", help=help_text + " (repeatable)")
+        elif kind == "dict":
+            group.add_argument(*flags, dest=dest, action="append", default=None, metavar="NAME=VALUE", help=help_text + " (repeatable)")
+        else:
+            group.add_argument(*flags, dest=dest, type=conv, default=None, metavar=name.upper(), help=help_text)
+
+
+def build_submit_parser() -> argparse.ArgumentParser:
+    from launcher.backend import execution_fields
+    from launcher.rundir import default_runs_dir
+
+    parser = argparse.ArgumentParser(
+        prog="ptycho-launch", description="Train ptycho_torch on SLURM through submitit, or locally.",
+        epilog="Lifecycle: ptycho-launch status [RUN] | logs RUN [--rank R] [-f] | cancel RUN | resume RUN | list")
+    parser.add_argument("--config", required=True, type=Path, help="run file (YAML/JSON): training config with optional execution: and cluster: sections")
+    parser.add_argument("--cluster", dest="cluster_file", type=Path, default=None, help="cluster file (YAML): ClusterConfig fields, top level or under cluster:")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field with a dotted key (nepochs=5, model.N=64, execution.devices=2); repeatable")
+    parser.add_argument("--sweep", action="append", default=[], metavar="K=V[,K=V]",
+                        help="one sweep member (overrides); repeat for more; all members run as one job array")
+    parser.add_argument("--sweep-file", type=Path, default=None, help="YAML list of override mappings, one per sweep member")
+    parser.add_argument("--run-id", default=None, help="run id (folder name); reusing one with the same config resumes it")
+    parser.add_argument("--runs-dir", type=Path, default=default_runs_dir(), help="where run directories go (default: $PTYCHO_RUNS_DIR or ./runs)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--local", action="store_true", help="run the same job here, one device, SLURM variables scrubbed")
+    mode.add_argument("--dry-run", action="store_true", help="print the sbatch script, srun line, environment and Trainer arguments; submit nothing")
+    parser.add_argument("--wait", action="store_true", help="block until the job ends (requeues included); exit 1 if it failed")
+    add_model_flags(parser, execution_fields(), _EXEC_DEST, "execution (ExecutionConfig)", {"num_nodes": ["--nodes"]})
+    add_model_flags(parser, dict(ClusterConfig.model_fields), _CLUSTER_DEST, "cluster (ClusterConfig)")
+    return parser
+
+
+def build_lifecycle_parser() -> argparse.ArgumentParser:
+    from launcher.rundir import default_runs_dir
+
+    parser = argparse.ArgumentParser(prog="ptycho-launch", description="Follow launched runs.")
+    parser.add_argument("--runs-dir", type=Path, default=default_runs_dir(), help="where run directories are")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("status", help="scheduler and training state of a run (all runs without RUN)")
+    p.add_argument("run", nargs="?")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser("logs", help="per-rank logs of a run")
+    p.add_argument("run")
+    p.add_argument("--rank", type=int, default=None, help="only this global rank")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends")
+    p.add_argument("--stderr", action="store_true", help="only the .err files")
+    p = sub.add_parser("cancel", help="cancel the run's job (scancel)")
+    p.add_argument("run")
+    sub.add_parser("list", help="all runs under --runs-dir")
+    p = sub.add_parser("resume", help="submit the run again; it continues from its newest checkpoint")
+    p.add_argument("run")
+    p.add_argument("--wait", action="store_true")
+    return parser
+
+
+def parse_key_values(items: Sequence[str], where: str) -> dict[str, Any]:
+    """``KEY=VALUE`` strings -> dict, values parsed as YAML scalars (5 -> int, true -> bool)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ClusterConfigError("expected KEY=VALUE", where=where, found=repr(item), hint="e.g. nepochs=5")
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
+
+
+def sweep_members(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The sweep's override mappings from --sweep-file and --sweep, in order."""
+    import yaml
+
+    members: list[dict[str, Any]] = []
+    if args.sweep_file is not None:
+        if not args.sweep_file.is_file():
+            raise PreflightError("sweep file not found", where=str(args.sweep_file), hint="check --sweep-file")
+        data = yaml.safe_load(args.sweep_file.read_text(encoding="utf-8"))
+        if not isinstance(data, list) or not all(isinstance(m, dict) for m in data):
+            raise PreflightError("sweep file must hold a YAML list of mappings", where=str(args.sweep_file),
+                                 found=type(data).__name__, hint="- {nepochs: 5}\\n- {nepochs: 10}")
+        members += [dict(m) for m in data]
+    for item in args.sweep:
+        members.append(dict(yaml.safe_load(item)) if item.strip().startswith("{") else parse_key_values(item.split(","), "--sweep"))
+    return members
+
+
+def _cluster_flags(args: argparse.Namespace) -> dict[str, Any]:
+    flags = {k[len(_CLUSTER_DEST):]: v for k, v in vars(args).items() if k.startswith(_CLUSTER_DEST) and v is not None}
+    if "env" in flags:
+        flags["env"] = {k: str(v) for k, v in parse_key_values(flags["env"], "--env").items()}
+    return flags
+
+
+def main_submit(argv: Sequence[str]) -> int:
+    from launcher import registry, submit
+    from launcher.config import read_cluster_file
+    from launcher.prepare import LaunchRequest, resolve_run, write_run
+    from launcher.preflight import run_preflight
+
+    args = build_submit_parser().parse_args(argv)
+    exec_flags = {k[len(_EXEC_DEST):]: v for k, v in vars(args).items() if k.startswith(_EXEC_DEST) and v is not None}
+    layers = ([read_cluster_file(args.cluster_file)] if args.cluster_file else []) + [_cluster_flags(args)]
+    command = ("ptycho-launch", *argv)
+    base = LaunchRequest(config_path=args.config, overrides=parse_key_values(args.overrides, "--set"),
+                         execution_flags=exec_flags, cluster_layers=tuple(layers), runs_dir=args.runs_dir,
+                         run_id=args.run_id, local=args.local, command=command)
+    mode = "local" if args.local else "slurm"
+    members = sweep_members(args)
+    if members:
+        return _submit_sweep(args, base, members, mode, command)
+    prepared = resolve_run(base, mode=mode)
+    run_preflight(prepared, scheduler=not (args.local or args.dry_run))
+    if args.dry_run:
+        print(render_dry_run(prepared))
+        return 0
+    run = write_run(prepared, command)
+    if args.local:
+        code = submit.run_local(prepared)
+        print(registry.format_status(registry.run_status(run)))
+        return 0 if code == 0 else 1
+    job_id = submit.submit_run(prepared)
+    print(f"submitted job {job_id} for run {run.run_id}\n  run dir  {run.path}\n"
+          f"  follow   ptycho-launch status {run.run_id}   |   ptycho-launch logs {run.run_id} -f")
+    if args.wait:
+        return _report_wait(run)
+    return 0
+
+
+def _submit_sweep(args: argparse.Namespace, base: Any, members: list[dict[str, Any]], mode: str, command: tuple[str, ...]) -> int:
+    from dataclasses import replace
+
+    from launcher import submit
+    from launcher.prepare import resolve_run, write_run
+    from launcher.preflight import run_preflight
+    from launcher.rundir import new_run_id
+
+    if args.local:
+        raise PreflightError("sweeps run as SLURM job arrays", where="--sweep", found="--local", hint="drop --local, or run members one by one")
+    sweep_id = args.run_id or new_run_id(args.config.stem)
+    prepared = [resolve_run(replace(base, overrides={**base.overrides, **m}, run_id=f"{sweep_id}-{k}"), mode="slurm-array")
+                for k, m in enumerate(members)]
+    first = prepared[0]
+    for k, p in enumerate(prepared[1:], start=1):
+        if p.resources != first.resources or p.cluster != first.cluster:
+            raise PreflightError("sweep members must share execution and cluster settings (one job array)",
+                                 where=f"sweep member {k}", found=str(members[k]), hint="sweep only training fields; launch other resources separately")
+    for p in prepared:
+        run_preflight(p, scheduler=not args.dry_run)
+    if args.dry_run:
+        print(render_dry_run(first, array_size=len(prepared)))
+        print("\n## sweep members (one array task each)")
+        for p, m in zip(prepared, members):
+            print(f"{p.run.run_id}: {json.dumps(m, sort_keys=True)}")
+        return 0
+    for p in prepared:
+        write_run(p, command)
+    log_dir = args.runs_dir.expanduser().resolve() / "_sweeps" / sweep_id
+    log_dir.mkdir(parents=True, exist_ok=True)
+    ids = submit.submit_sweep(prepared, log_dir)
+    for p, job_id in zip(prepared, ids):
+        print(f"submitted array task {job_id} for run {p.run.run_id}")
+    if args.wait:
+        return max(_report_wait(p.run) for p in prepared)
+    return 0
+
+
+def _report_wait(run: Any) -> int:
+    from launcher import registry
+
+    info = registry.wait_for(run)
+    print(registry.format_status(info))
+    return 0 if info["status"] == "COMPLETED" else 1
+
+
+def render_dry_run(prepared: Any, array_size: int | None = None) -> str:
+    """The dry-run report: run dir, the exact sbatch script, the srun line, environment, Trainer arguments."""
+    from launcher.spec import task_environment
+    from launcher.submit import render_sbatch
+
+    script = render_sbatch(prepared, array_size=array_size)
+    srun = next((line for line in script.splitlines() if line.startswith("srun ")), "")
+    env = task_environment(prepared.cluster, prepared.resources)
+    trainer = prepared.payload.trainer_kwargs()
+    parts = ["# ptycho-launch --dry-run: nothing was submitted and no run directory was created",
+             f"## run directory\n{prepared.run.path}",
+             f"## config hash\n{prepared.config_hash}",
+             f"## sbatch script\n{script.rstrip()}",
+             f"## srun line\n{srun}",
+             "## environment of every task\n" + "\n".join(f"{k}={v}" for k, v in env.items())
+             + "\nSRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK\nMASTER_PORT=(chosen by the batch step: python -m launcher.rendezvous)",
+             "## Lightning Trainer arguments\n" + json.dumps(trainer, indent=2, sort_keys=True, default=str)]
+    return "\n\n".join(parts)
+
+
+def main_lifecycle(argv: Sequence[str]) -> int:
+    from launcher import registry
+    from launcher.rundir import find_run, list_runs
+
+    args = build_lifecycle_parser().parse_args(argv)
+    if args.command == "list" or (args.command == "status" and args.run is None):
+        runs = list_runs(args.runs_dir)
+        if args.command == "status" and getattr(args, "json", False):
+            print(json.dumps([registry.run_status(r) for r in runs], indent=2))
+            return 0
+        print(f"{'RUN':48} {'JOB':>10} {'SCHEDULER':>10} {'STATUS':>10} {'STEP':>6}")
+        for run in runs:
+            info = registry.run_status(run)
+            step = info["global_step"] if info["global_step"] is not None else "-"
+            print(f"{info['run_id']:48} {info['job_id'] or '-':>10} {info['scheduler'] or '-':>10} {info['status']:>10} {step!s:>6}")
+        return 0
+    run = find_run(args.run, args.runs_dir)
+    if args.command == "status":
+        info = registry.run_status(run)
+        print(json.dumps(info, indent=2) if args.json else registry.format_status(info))
+        return 0
+    if args.command == "logs":
+        files = [f for f in registry.log_files(run, rank=args.rank) if not args.stderr or f.suffix == ".err"]
+        if not files and not args.follow:
+            print(f"no logs yet for run {run.run_id} (job {run.job_id or '-'})", file=sys.stderr)
+            return 0
+        def ended() -> bool:
+            sched = registry.scheduler_state(run.job_id) if run.job_id else None
+            return sched is None or sched in registry.TERMINAL_STATES
+        if args.follow and not files:
+            import time
+            while not files and not ended():
+                time.sleep(0.5)
+                files = [f for f in registry.log_files(run, rank=args.rank) if not args.stderr or f.suffix == ".err"]
+        registry.print_logs(files, follow=args.follow, stop_when=ended)
+        return 0
+    if args.command == "cancel":
+        job_id = registry.cancel(run)
+        print(f"cancelled job {job_id} of run {run.run_id}")
+        return 0
+    return _resume(run, args.wait)
+
+
+def _resume(run: Any, wait: bool) -> int:
+    from launcher import backend, submit
+    from launcher.config import build_cluster_config
+    from launcher.prepare import PreparedRun
+    from launcher.preflight import run_preflight
+    from launcher.spec import Resources
+
+    payload = backend.create_training_payload(run.config_file)
+    cluster = build_cluster_config(payload.cluster, where=f"{run.config_file}:cluster")
+    mode = run.launch().get("mode", "slurm")
+    prepared = PreparedRun(run=run, payload=payload, cluster=cluster, resources=Resources.from_execution(payload.execution),
+                           mode=mode)
+    if payload.config_hash != run.launch().get("config_hash"):
+        raise PreflightError("config/run.yaml no longer matches the launched config", where=str(run.config_file),
+                             hint="launch a new run instead of resuming this one")
+    run_preflight(prepared, scheduler=mode != "local")
+    run.update_state(requeues=0)
+    if mode == "local":
+        return 0 if submit.run_local(prepared) == 0 else 1
+    job_id = submit.submit_run(prepared)
+    print(f"resubmitted run {run.run_id} as job {job_id}")
+    return _report_wait(run) if wait else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point (``ptycho-launch``)."""
+    from ptycho_torch.cli.common import run_cli
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+
+    def _main(a: Sequence[str] | None) -> int:
+        a = list(a or [])
+        rest = a[2:] if a[:1] == ["--runs-dir"] else a[1:] if a and a[0].startswith("--runs-dir=") else a
+        if rest and rest[0] in SUBCOMMANDS:
+            return main_lifecycle(a)
+        return main_submit(a)
+
+    return run_cli(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""ClusterConfig: what SLURM is asked for (partition, time, memory, signal, requeue budget...).
+
+The cluster config never changes what is computed; it says where and how long a job runs.
+Tasks per node and node count are *not* fields here: they come from the execution config
+(``devices`` and ``num_nodes``), so the two cannot disagree.
+
+Sources, lowest precedence first: defaults, the ``cluster:`` section of the run file, a
+``--cluster`` file (its top level, or its ``cluster:`` section), then ``--partition`` style
+flags (one per field, generated from :data:`ClusterConfig.model_fields`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from launcher.errors import ClusterConfigError
+
+_TIME_RE = re.compile(r"^(?:(?P<d>\d+)-)?(?P<rest>\d+(?::\d+){0,2})$")
+_MEM_RE = re.compile(r"^\d+[KMGT]?$")
+_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+FORBIDDEN_JOB_NAMES = ("bash", "interactive")
+
+
+def time_to_minutes(text: str) -> int:
+    """SLURM time limit text -> whole minutes (seconds round up).
+
+    Accepts ``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH``, ``D-HH:MM``, ``D-HH:MM:SS`` as sbatch does.
+    Raises ``ValueError`` for anything else.
+    """
+    match = _TIME_RE.match(str(text).strip())
+    if not match:
+        raise ValueError(f"not a SLURM time: {text!r}")
+    days = int(match.group("d") or 0)
+    parts = [int(p) for p in match.group("rest").split(":")]
+    if match.group("d") is not None:  # D-HH[:MM[:SS]]
+        parts += [0] * (3 - len(parts))
+        hours, minutes, seconds = parts
+    elif len(parts) == 1:
+        hours, minutes, seconds = 0, parts[0], 0
+    elif len(parts) == 2:
+        hours, (minutes, seconds) = 0, parts
+    else:
+        hours, minutes, seconds = parts
+    total_s = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    if total_s <= 0:
+        raise ValueError(f"time limit must be positive: {text!r}")
+    return -(-total_s // 60)
+
+
+class ClusterConfig(BaseModel):
+    """SLURM resources and policies of one job (everything except nodes and tasks per node)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    job_name: str = Field("ptycho-train", min_length=1, description="SLURM job name (never 'bash' or 'interactive': Lightning would then ignore SLURM).")
+    partition: str | None = Field(None, description="Partition (queue) to submit to; None: the cluster's default partition.")
+    account: str | None = Field(None, description="Account charged for the job (sbatch --account).")
+    qos: str | None = Field(None, description="Quality of service (sbatch --qos).")
+    time: str = Field("01:00:00", description="Time limit: MM, HH:MM:SS or D-HH:MM:SS (sbatch --time).")
+    mem: str | None = Field(None, description="Memory per node, e.g. '32G' (sbatch --mem); None: the cluster's default per CPU.")
+    cpus_per_task: int | None = Field(None, ge=1, le=1024, description="CPU cores per task (= per device); None: num_workers + 1.")
+    constraint: str | None = Field(None, description="Node features required, e.g. 'a100' (sbatch --constraint).")
+    exclusive: bool = Field(False, description="Ask for whole nodes (sbatch --exclusive).")
+    setup: list[str] = Field(default_factory=list, description="Shell lines run in the batch script before srun (module load, conda activate...).")
+    env: dict[str, str] = Field(default_factory=dict, description="Environment variables exported to every task (NAME: value).")
+    signal_lead_s: int = Field(120, ge=10, le=3600, description="Seconds before the time limit at which SLURM sends the preemption signal (USR2).")
+    checkpoint_time_s: float = Field(30.0, gt=0, le=3600, description="Upper bound, seconds, for reaching a batch boundary plus writing one checkpoint; must be below signal_lead_s.")
+    requeue_budget: int = Field(3, ge=0, le=1000, description="How many times a run may requeue itself after a preemption/time-limit signal.")
+    python: str | None = Field(None, description="Python interpreter on the compute nodes; None: the one running ptycho-launch.")
+
+    @field_validator("time")
+    @classmethod
+    def _check_time(cls, value: str) -> str:
+        time_to_minutes(value)
+        return value
+
+    @field_validator("mem")
+    @classmethod
+    def _check_mem(cls, value: str | None) -> str | None:
+        if value is not None and not _MEM_RE.match(value):
+            raise ValueError("memory must be a number with an optional K/M/G/T suffix, e.g. '32G'")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _check_env(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not _ENV_RE.match(key):
+                raise ValueError(f"environment variable name {key!r} is not a valid shell name")
+        return {str(k): str(v) for k, v in value.items()}
+
+    @property
+    def time_min(self) -> int:
+        """The time limit in whole minutes (what submitit's ``time`` parameter takes)."""
+        return time_to_minutes(self.time)
+
+
+def cluster_field_help() -> dict[str, str]:
+    """Field name -> description, for generated CLI flags and docs."""
+    return {name: info.description or "" for name, info in ClusterConfig.model_fields.items()}
+
+
+def build_cluster_config(*layers: Mapping[str, Any] | None, where: str = "cluster") -> ClusterConfig:
+    """Merge mappings (later wins) and validate; any problem is one :class:`ClusterConfigError`.
+
+    Unknown keys are refused with the closest valid name and the full list.
+    """
+    merged: dict[str, Any] = {}
+    valid = list(ClusterConfig.model_fields)
+    for layer in layers:
+        if layer is None:
+            continue
+        if not isinstance(layer, Mapping):
+            raise ClusterConfigError("section must be a mapping", where=where, found=type(layer).__name__,
+                                     hint=f"valid keys: {', '.join(valid)}")
+        for key, value in layer.items():
+            if key not in ClusterConfig.model_fields:
+                close = difflib.get_close_matches(str(key), valid, n=1)
+                guess = f"did you mean '{close[0]}'? " if close else ""
+                raise ClusterConfigError(f"unknown cluster key '{key}'", where=f"{where}.{key}",
+                                         hint=f"{guess}valid keys: {', '.join(valid)}")
+            merged[key] = value
+    try:
+        return ClusterConfig.model_validate(merged)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in err.get("loc", ()))
+        msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        desc = ClusterConfig.model_fields[field.split(".")[0]].description if field else None
+        raise ClusterConfigError(msg, where=f"{where}.{field}" if field else where,
+                                 found=repr(err.get("input")), hint=desc) from None
+
+
+def read_cluster_file(path: str | Path) -> dict[str, Any]:
+    """A YAML/JSON cluster file: its ``cluster:`` section if it has one, else its top level."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ClusterConfigError("cluster file not found", where=str(path), hint="check the path given to --cluster")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ClusterConfigError(f"cannot parse: {' '.join(str(exc).split())}", where=str(path)) from None
+    if not isinstance(data, dict):
+        raise ClusterConfigError("top level must be a mapping", where=str(path), found=type(data).__name__)
+    section = data["cluster"] if "cluster" in data else data
+    return dict(section or {})

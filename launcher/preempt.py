@@ -1,0 +1,90 @@
+"""One owner of the preemption signal: flag on every rank, agree at a batch boundary, save once.
+
+- :class:`PreemptionFlag` installs a handler (SIGUSR2, which ``--signal=USR2@<lead>`` and
+  ``scancel --signal=USR2`` deliver to every task) that only records the signal.  It replaces
+  submitit's own USR2 handler in the job process, and Lightning's SLURM auto-requeue is
+  switched off (``SLURMEnvironment(auto_requeue=False)``), so nothing else acts on it.
+- :class:`PreemptionCallback` checks the flag after every training batch and agrees on it
+  across ranks with ``trainer.strategy.reduce_boolean_decision`` (any rank flagged -> all
+  stop).  All ranks then call ``trainer.save_checkpoint`` together (a collective; rank 0
+  writes ``checkpoints/preempt-step=<N>.ckpt`` through a temporary file and a rename) and
+  raise :class:`PreemptionStop`, which ends ``trainer.fit`` on every rank at the same step.
+  The job (:mod:`launcher.job`) then requeues from rank 0 within the run's budget.
+- The checkpoint is written mid-epoch, exactly at the agreed step; ``run_training(resume=
+  "auto")`` picks it (highest global step) when the job starts again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.callbacks import Callback
+
+PREEMPT_SIGNALS = (signal.SIGUSR2,)
+
+
+class PreemptionFlag:
+    """Records that a preemption signal arrived; the handler does nothing else."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.received_at: float | None = None
+
+    def install(self, signals: tuple[int, ...] = PREEMPT_SIGNALS) -> "PreemptionFlag":
+        """Make this flag the (only) handler of ``signals`` in this process."""
+        for signum in signals:
+            signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:  # noqa: ARG002 - signal handler signature
+        if self.signum is None:
+            self.signum, self.received_at = signum, time.time()
+
+    @property
+    def is_set(self) -> bool:
+        return self.signum is not None
+
+
+class PreemptionStop(Exception):
+    """Raised on every rank after the agreed preemption checkpoint is written."""
+
+    def __init__(self, checkpoint: Path, global_step: int, signum: int | None) -> None:
+        self.checkpoint = Path(checkpoint)
+        self.global_step = int(global_step)
+        self.signum = signum
+        super().__init__(f"preempted at step {global_step}; checkpoint {checkpoint}")
+
+
+class PreemptionCallback(Callback):
+    """Agree on the flag at each batch end; on agreement save one checkpoint and stop all ranks."""
+
+    def __init__(self, flag: PreemptionFlag, checkpoint_dir: str | Path) -> None:
+        self.flag = flag
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self.interrupted_training = False  # read by run_training: no bundle for a stopped run
+        self.checkpoint: Path | None = None
+        self.save_seconds: float | None = None
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if not trainer.strategy.reduce_boolean_decision(self.flag.is_set, all=False):
+            return
+        self.interrupted_training = True
+        start = time.monotonic()
+        self.checkpoint = save_checkpoint_atomic(trainer, self.checkpoint_dir / f"preempt-step={trainer.global_step}.ckpt")
+        self.save_seconds = time.monotonic() - start
+        raise PreemptionStop(self.checkpoint, trainer.global_step, self.flag.signum)
+
+
+def save_checkpoint_atomic(trainer: Any, target: Path) -> Path:
+    """``trainer.save_checkpoint`` on all ranks into a hidden temporary name, rank 0 renames it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    trainer.save_checkpoint(str(partial))  # collective; rank 0 writes, ends with a barrier
+    if trainer.is_global_zero:
+        os.replace(partial, target)
+    trainer.strategy.barrier("preempt-checkpoint-renamed")
+    return target

@@ -1,0 +1,130 @@
+"""Every check that can fail before anything is queued; each failure is one line with a HINT.
+
+Config validity (canonical, execution, cluster) is checked while the request is resolved
+(:func:`launcher.prepare.resolve_run`); this module adds the checks that need the whole
+request: Lightning's SLURM rules, signal timing, data files, the run directory, and the
+real scheduler (``sinfo`` and ``sbatch --test-only``) when SLURM is there.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from launcher import backend
+from launcher.config import FORBIDDEN_JOB_NAMES
+from launcher.errors import PreflightError
+from launcher.prepare import PreparedRun
+from launcher.spec import GPU_ACCELERATORS, cpus_per_task
+
+_SCHED_TIMEOUT_S = 30
+
+
+def check_lightning_rules(prepared: PreparedRun) -> None:
+    """Job name Lightning accepts; enough CPUs per task for the dataloader workers plus the rank."""
+    cluster, res = prepared.cluster, prepared.resources
+    if cluster.job_name.strip().lower() in FORBIDDEN_JOB_NAMES:
+        raise PreflightError("Lightning ignores SLURM for this job name (it would spawn its own processes)",
+                             where="cluster.job_name", found=repr(cluster.job_name),
+                             expected=f"any name except {' or '.join(FORBIDDEN_JOB_NAMES)}", hint="e.g. --job-name ptycho-train")
+    cpus = cpus_per_task(cluster, res)
+    if cpus < res.num_workers + 1:
+        raise PreflightError("too few CPUs per task for the dataloader workers plus the training process",
+                             where="cluster.cpus_per_task", expected=f">= num_workers + 1 = {res.num_workers + 1}",
+                             found=str(cpus), hint="raise --cpus-per-task or lower --num-workers")
+
+
+def check_signal_timing(prepared: PreparedRun) -> None:
+    """The preemption signal must leave time for a checkpoint and arrive inside the time limit."""
+    cluster = prepared.cluster
+    if cluster.signal_lead_s <= cluster.checkpoint_time_s:
+        raise PreflightError("the preemption signal would leave too little time to write a checkpoint",
+                             where="cluster.signal_lead_s", expected=f"> checkpoint_time_s = {cluster.checkpoint_time_s:g} s",
+                             found=f"{cluster.signal_lead_s} s", hint="raise --signal-lead-s (or lower --checkpoint-time-s if saves are faster)")
+    if cluster.signal_lead_s >= cluster.time_min * 60:
+        raise PreflightError("the preemption signal lead is not shorter than the time limit",
+                             where="cluster.signal_lead_s", expected=f"< time limit {cluster.time_min * 60} s",
+                             found=f"{cluster.signal_lead_s} s", hint="raise --time or lower --signal-lead-s")
+
+
+def check_data_files(prepared: PreparedRun) -> None:
+    """Training and test files exist and pass the data contract (opened the way training opens them)."""
+    training = prepared.payload.training
+    for name in ("train_data_file", "test_data_file"):
+        path = getattr(training, name, None)
+        if path is None:
+            continue
+        if not Path(path).is_file():
+            raise PreflightError("data file not found", where=name, found=str(path),
+                                 hint="check the path (relative paths are resolved from where you run ptycho-launch)")
+        backend.open_scan(path)  # raises DataContractError with file, key, expected and found
+
+
+def check_run_dir_writable(prepared: PreparedRun) -> None:
+    """The runs directory can be created and written (every node must see it too)."""
+    parent = prepared.run.path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise PreflightError(f"runs directory is not writable ({exc.strerror})", where=str(parent),
+                             hint="pass --runs-dir on a writable, shared file system") from None
+
+
+def slurm_available() -> bool:
+    """True when the SLURM client tools are on PATH."""
+    return shutil.which("sbatch") is not None and shutil.which("sinfo") is not None
+
+
+def _sched(cmd: list[str]) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=_SCHED_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise PreflightError("the scheduler did not answer", where=cmd[0], found=f"no reply in {_SCHED_TIMEOUT_S} s",
+                             hint="is slurmctld up? try `sinfo`") from None
+
+
+def check_scheduler(prepared: PreparedRun) -> None:
+    """Ask the real scheduler: the partition exists, and ``sbatch --test-only`` accepts the request."""
+    if not slurm_available():
+        raise PreflightError("SLURM client tools not found", where="PATH", expected="sbatch and sinfo",
+                             hint="run on a SLURM login node, or use --local (this machine) or --dry-run")
+    cluster, res = prepared.cluster, prepared.resources
+    listing = _sched(["sinfo", "-h", "-o", "%P"])
+    if listing.returncode != 0:
+        raise PreflightError(f"sinfo failed: {' '.join(listing.stderr.split())[:200]}", where="sinfo",
+                             hint="is slurmctld reachable from this host?")
+    partitions = [p.strip().rstrip("*") for p in listing.stdout.split()]
+    if cluster.partition is not None and cluster.partition not in partitions:
+        raise PreflightError(f"unknown partition '{cluster.partition}'", where="cluster.partition",
+                             expected=f"one of {', '.join(partitions) or '(none)'}", hint="see `sinfo`; --partition sets it")
+    cmd = ["sbatch", "--test-only", f"--nodes={res.num_nodes}", f"--ntasks-per-node={res.devices}",
+           f"--cpus-per-task={cpus_per_task(cluster, res)}", f"--time={cluster.time_min}",
+           f"--job-name={cluster.job_name}"]
+    for flag, value in (("partition", cluster.partition), ("account", cluster.account), ("qos", cluster.qos),
+                        ("mem", cluster.mem), ("constraint", cluster.constraint)):
+        if value is not None:
+            cmd.append(f"--{flag}={value}")
+    if cluster.exclusive:
+        cmd.append("--exclusive")
+    if res.accelerator in GPU_ACCELERATORS:
+        cmd.append(f"--gpus-per-node={res.devices}")
+    test = _sched([*cmd, "--wrap", "true"])
+    if test.returncode != 0:
+        reason = " ".join(test.stderr.replace("sbatch: error:", "").split())[:300]
+        raise PreflightError(f"the scheduler refuses this request: {reason}",
+                             where=f"{res.num_nodes} node(s) x {res.devices} task(s)",
+                             hint="fit nodes/devices/cpus/mem/time to `sinfo -o '%P %D %c %m %l'`")
+
+
+def run_preflight(prepared: PreparedRun, *, scheduler: bool) -> None:
+    """All checks, cheapest first; ``scheduler`` adds the real-SLURM ones."""
+    check_lightning_rules(prepared)
+    check_signal_timing(prepared)
+    check_data_files(prepared)
+    check_run_dir_writable(prepared)
+    if scheduler:
+        check_scheduler(prepared)

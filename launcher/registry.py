@@ -1,0 +1,160 @@
+"""Runs on disk and their jobs in the scheduler: status, logs, cancel, list.
+
+A run's scheduler state comes from the real scheduler: ``squeue`` for queued and running
+jobs, then ``scontrol show job`` (jobs that ended within MinJobAge), then ``sacct``.  The
+run's own record (state.json, written by the job) says what training did.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable, TextIO
+
+from launcher.errors import RunNotFoundError, SubmitError
+from launcher.rundir import RunDir, read_json
+
+TERMINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
+                   "BOOT_FAIL", "DEADLINE", "PREEMPTED", "SPECIAL_EXIT", "REVOKED"}
+_TIMEOUT_S = 30
+
+
+def _run(cmd: list[str]) -> str | None:
+    if shutil.which(cmd[0]) is None:
+        return None
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def scheduler_state(job_id: str) -> str | None:
+    """SLURM's state of a job (``RUNNING``, ``PENDING``, ``COMPLETED``...), or None if unknown."""
+    text = _run(["squeue", "-h", "-j", job_id, "-o", "%T"])
+    if text and text.strip():
+        return text.split()[0]
+    text = _run(["scontrol", "-o", "show", "job", job_id])
+    if text:
+        for line in text.splitlines():
+            fields = dict(tok.split("=", 1) for tok in line.split() if "=" in tok)
+            label = (f"{fields.get('ArrayJobId')}_{fields.get('ArrayTaskId')}" if fields.get("ArrayTaskId") else fields.get("JobId"))
+            if label == job_id or fields.get("JobId") == job_id:
+                return fields.get("JobState")
+    text = _run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", job_id])
+    if text:
+        for line in text.splitlines():
+            jid, _, state = line.partition("|")
+            if jid == job_id and state:
+                return state.split()[0]
+    return None
+
+
+def run_status(run: RunDir) -> dict[str, Any]:
+    """One run's status: scheduler state, training state, step, attempts, error, bundle."""
+    launch, state = run.launch(), run.state()
+    job_id = run.job_id
+    progress = read_json(run.progress_file, {}) or {}
+    failed = sorted((rec.get("failed_at", 0), r, rec["error"]) for r, rec in run.rank_records().items() if rec.get("error"))
+    first_error = f"rank {failed[0][1]}: {failed[0][2]}" if failed else None
+    return {
+        "run_id": run.run_id,
+        "path": str(run.path),
+        "mode": launch.get("mode"),
+        "job_id": job_id,
+        "scheduler": scheduler_state(job_id) if job_id and launch.get("mode") != "local" else None,
+        "status": state.get("status", "UNKNOWN"),
+        "attempts": state.get("attempts", 0),
+        "requeues": state.get("requeues", 0),
+        "global_step": progress.get("global_step", state.get("global_step")),
+        "world_size": state.get("world_size", launch.get("world_size")),
+        "config_hash": launch.get("config_hash"),
+        "trained_hash": state.get("trained_hash"),
+        "bundle": str(run.bundle) if run.bundle.is_file() else None,
+        "error": first_error or state.get("error"),
+    }
+
+
+def format_status(info: dict[str, Any]) -> str:
+    """A short human-readable block for one run."""
+    lines = [f"run        {info['run_id']}  ({info['path']})",
+             f"job        {info['job_id'] or '-'}  scheduler {info['scheduler'] or '-'}  mode {info['mode']}",
+             f"training   {info['status']}  step {info['global_step'] if info['global_step'] is not None else '-'}"
+             f"  world size {info['world_size']}  attempts {info['attempts']}  requeues {info['requeues']}",
+             f"config     {str(info['config_hash'])[:16]}  trained {str(info['trained_hash'] or '-')[:16]}",
+             f"bundle     {info['bundle'] or '-'}"]
+    if info.get("error"):
+        lines.append(f"error      {info['error']}")
+    return "\n".join(lines)
+
+
+def log_files(run: RunDir, rank: int | None = None, job_id: str | None = None) -> list[Path]:
+    """Per-rank log files of the run's newest job (``<job>_<rank>_log.out/.err``), by rank."""
+    folder = Path(run.launch().get("log_dir") or run.logs_dir)
+    job_id = job_id or run.job_id
+    if job_id is None:
+        pattern = "local_*_log.*"
+    else:
+        pattern = f"{job_id}_{rank if rank is not None else '*'}_log.*"
+    files = sorted(folder.glob(pattern))
+    if rank is not None and job_id is None:
+        files = [f for f in files if f.name.startswith(f"local_{rank}_")]
+    return files
+
+
+def print_logs(paths: Iterable[Path], out: TextIO = sys.stdout, follow: bool = False,
+               stop_when: Any = None, poll_s: float = 0.5) -> None:
+    """Print each file with a header; with ``follow`` keep printing new lines until ``stop_when()``."""
+    paths = list(paths)
+    offsets = {p: 0 for p in paths}
+    while True:
+        for path in paths:
+            try:
+                with path.open("r", encoding="utf-8", errors="replace") as handle:
+                    handle.seek(offsets[path])
+                    chunk = handle.read()
+                    offsets[path] = handle.tell()
+            except FileNotFoundError:
+                continue
+            if chunk:
+                out.write(f"==> {path.name} <==\n" if not follow else "")
+                prefix = f"[{path.name}] " if follow else ""
+                for line in chunk.splitlines():
+                    out.write(f"{prefix}{line}\n")
+                out.flush()
+        if not follow or (stop_when is not None and stop_when()):
+            return
+        time.sleep(poll_s)
+
+
+def cancel(run: RunDir) -> str:
+    """``scancel`` the run's newest job; returns its id."""
+    job_id = run.job_id
+    if job_id is None:
+        raise RunNotFoundError("run has no scheduler job to cancel", where=run.run_id, found=f"mode {run.launch().get('mode')}",
+                               hint="only SLURM runs can be cancelled")
+    if shutil.which("scancel") is None:
+        raise SubmitError("scancel not found", where="PATH", hint="run this on a host with the SLURM client tools")
+    out = subprocess.run(["scancel", job_id], capture_output=True, text=True, timeout=_TIMEOUT_S)
+    if out.returncode != 0:
+        raise SubmitError(f"scancel failed: {' '.join(out.stderr.split())}", where=f"job {job_id}")
+    run.update_state(cancel_requested_at=time.time())
+    return job_id
+
+
+def wait_for(run: RunDir, timeout_s: float | None = None, poll_s: float = 1.0) -> dict[str, Any]:
+    """Block until the run's job has ended (requeues included); returns the final status."""
+    start = time.monotonic()
+    while True:
+        info = run_status(run)
+        sched = info["scheduler"]
+        if sched in TERMINAL_STATES:
+            return info
+        if sched is None and info["status"] in ("COMPLETED", "FAILED", "PREEMPTED"):
+            return info  # local run, or a job the scheduler has forgotten
+        if timeout_s is not None and time.monotonic() - start > timeout_s:
+            return info
+        time.sleep(poll_s)

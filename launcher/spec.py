@@ -1,0 +1,130 @@
+"""The one source of truth for what SLURM is asked: sbatch parameters, setup lines, srun args.
+
+:func:`slurm_parameters` turns an execution config (devices, num_nodes, num_workers,
+accelerator) and a :class:`~launcher.config.ClusterConfig` into the keyword arguments of
+``submitit.SlurmExecutor.update_parameters``.  ptycho-launch submits with them, ``--dry-run``
+shows submitit's rendering of them, and :mod:`launcher.templates` renders the committed
+``slurm/*.sbatch`` files from them (a golden test keeps those files equal to the rendering).
+
+Rules encoded here (see docs/slurm.md):
+- tasks per node = ``devices``, nodes = ``num_nodes``; GPUs per node = ``devices`` on GPU
+  (each task sees all the node's GPUs: Lightning picks its device by local rank);
+- ``cpus_per_task`` defaults to ``num_workers + 1``; threads per rank = cpus - workers (>= 1);
+- ``SRUN_CPUS_PER_TASK`` is exported (srun of Slurm 22.05-23.02 does not inherit it);
+- ``MASTER_PORT`` is chosen by the batch step (:mod:`launcher.rendezvous`);
+- srun kills all tasks when one exits non-zero, and the rest 60 s after the first exits.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from launcher.config import ClusterConfig
+
+SRUN_ARGS = ("--kill-on-bad-exit=1", "--wait=60")
+PREEMPT_SIGNAL = "USR2"
+GPU_ACCELERATORS = ("gpu", "cuda")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What the SLURM request needs from the execution config."""
+
+    devices: int
+    num_nodes: int
+    num_workers: int
+    accelerator: str
+
+    @classmethod
+    def from_execution(cls, execution: Any) -> "Resources":
+        """Read the four fields from an ExecutionConfig (or any object/mapping that has them)."""
+        get = execution.get if isinstance(execution, dict) else lambda k, d=None: getattr(execution, k, d)
+        return cls(int(get("devices", 1)), int(get("num_nodes", 1)), int(get("num_workers", 0)),
+                   str(get("accelerator", "auto")))
+
+    @property
+    def world_size(self) -> int:
+        """Total ranks: tasks per node times nodes."""
+        return self.devices * self.num_nodes
+
+
+def cpus_per_task(cluster: ClusterConfig, res: Resources) -> int:
+    """CPU cores per task: the cluster's value, else one per dataloader worker plus one."""
+    return cluster.cpus_per_task if cluster.cpus_per_task is not None else res.num_workers + 1
+
+
+def threads_per_task(cluster: ClusterConfig, res: Resources) -> int:
+    """Intra-op threads per rank: the cores of the task not used by dataloader workers (>= 1)."""
+    return max(1, cpus_per_task(cluster, res) - res.num_workers)
+
+
+def task_environment(cluster: ClusterConfig, res: Resources) -> dict[str, str]:
+    """Variables exported to every task: thread counts, then the user's ``env`` (which wins)."""
+    threads = str(threads_per_task(cluster, res))
+    return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, **cluster.env}
+
+
+def python_of(cluster: ClusterConfig) -> str:
+    """The interpreter the job runs with on the compute nodes."""
+    return cluster.python or sys.executable
+
+
+def setup_lines(cluster: ClusterConfig, res: Resources, python: str | None = None) -> list[str]:
+    """Batch-script lines before srun: the user's setup, exports, SRUN_CPUS_PER_TASK, MASTER_PORT.
+
+    ``python`` may be a shell variable such as ``"$PYTHON"`` (then left for the shell to expand).
+    """
+    python = python or python_of(cluster)
+    python_sh = python if python.startswith('"$') else shlex.quote(python)
+    lines = list(cluster.setup)
+    lines += [f"export {key}={shlex.quote(value)}" for key, value in task_environment(cluster, res).items()]
+    lines += [
+        "export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK",
+        f"export MASTER_PORT=$({python_sh} -m launcher.rendezvous)",
+    ]
+    return lines
+
+
+def slurm_parameters(cluster: ClusterConfig, res: Resources, python: str | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``submitit.SlurmExecutor.update_parameters`` (sbatch names)."""
+    params: dict[str, Any] = {
+        "job_name": cluster.job_name,
+        "nodes": res.num_nodes,
+        "ntasks_per_node": res.devices,
+        "cpus_per_task": cpus_per_task(cluster, res),
+        "time": cluster.time_min,
+        "signal_delay_s": cluster.signal_lead_s,
+        "setup": setup_lines(cluster, res, python),
+        "srun_args": list(SRUN_ARGS),
+        "additional_parameters": {"requeue": True},
+    }
+    if res.accelerator in GPU_ACCELERATORS:
+        params["gpus_per_node"] = res.devices
+    for name in ("partition", "account", "qos", "mem", "constraint"):
+        value = getattr(cluster, name)
+        if value is not None:
+            params[name] = value
+    if cluster.exclusive:
+        params["exclusive"] = True
+    return params
+
+
+def sbatch_directives(params: dict[str, Any]) -> list[str]:
+    """``#SBATCH`` lines for :func:`slurm_parameters` output (used by the committed templates).
+
+    Mirrors submitit's rendering: sorted names, underscores as dashes, ``True`` as a bare flag,
+    the signal as ``--signal=USR2@<lead>``.
+    """
+    flags: dict[str, Any] = {k: v for k, v in params.items()
+                             if k not in ("setup", "srun_args", "signal_delay_s", "additional_parameters")}
+    flags["signal"] = f"{PREEMPT_SIGNAL}@{params['signal_delay_s']}"
+    flags.update(params.get("additional_parameters") or {})
+    lines = []
+    for key in sorted(flags):
+        value = flags[key]
+        name = key.replace("_", "-")
+        lines.append(f"#SBATCH --{name}" if value is True else f"#SBATCH --{name}={value}")
+    return lines

@@ -1,0 +1,111 @@
+"""Submission: the only module that imports submitit (lazily, inside functions).
+
+- :func:`make_executor` builds a ``submitit.SlurmExecutor`` from :func:`launcher.spec.slurm_parameters`.
+- :func:`render_sbatch` is submitit's own rendering of the script it would submit (dry run).
+- :func:`submit_run` / :func:`submit_sweep` submit one job, or one job array (``executor.batch()``)
+  whose tasks each train their own run directory.  Submission returns at once.
+- :func:`run_local` runs the same job code (``python -m launcher.job run``) here, with every
+  ``SLURM_*`` variable removed from its environment, logging to ``logs/local_0_log.out``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from launcher.errors import SubmitError
+from launcher.job import TrainJob
+from launcher.prepare import PreparedRun
+from launcher.spec import python_of, slurm_parameters
+
+DRY_RUN_UID = "DRY-RUN"
+
+
+def make_executor(prepared: PreparedRun, folder: Path) -> Any:
+    """A SlurmExecutor with this run's parameters, writing its files (and per-rank logs) to ``folder``."""
+    import submitit
+
+    python = python_of(prepared.cluster)
+    executor = submitit.SlurmExecutor(folder=folder, python=python, max_num_timeout=0)
+    executor.update_parameters(**slurm_parameters(prepared.cluster, prepared.resources, python))
+    return executor
+
+
+def render_sbatch(prepared: PreparedRun, array_size: int | None = None) -> str:
+    """The exact sbatch script submitit would submit for this run (nothing is submitted).
+
+    Uses submitit 1.5's ``_make_submission_file_text``, the function its submission calls.
+    """
+    executor = make_executor(prepared, prepared.run.logs_dir)
+    if array_size:
+        executor.update_parameters(map_count=array_size)
+    return executor._make_submission_file_text(executor._submitit_command_str, DRY_RUN_UID)
+
+
+def _submitit_error(exc: Exception) -> SubmitError:
+    text = " ".join(str(exc).split())
+    detail = text.split("error:", 1)[-1].strip() if "error:" in text else text
+    return SubmitError(f"sbatch refused the job: {detail[:300]}", where="sbatch",
+                       hint="check partition, time and resources against `sinfo`; `ptycho-launch --dry-run` shows the script")
+
+
+def submit_run(prepared: PreparedRun) -> str:
+    """Submit one run; returns its job id at once (the job runs :class:`~launcher.job.TrainJob`)."""
+    executor = make_executor(prepared, prepared.run.logs_dir)
+    try:
+        job = executor.submit(TrainJob(prepared.run.path))
+    except Exception as exc:  # submitit raises FailedJobError/FailedSubmissionError/CalledProcessError
+        raise _submitit_error(exc) from None
+    prepared.run.add_job_id(str(job.job_id))
+    prepared.run.update_state(status="SUBMITTED")
+    return str(job.job_id)
+
+
+def submit_sweep(prepared: Sequence[PreparedRun], log_dir: Path) -> list[str]:
+    """Submit several runs as one job array; every task trains its own run directory."""
+    first = prepared[0]
+    executor = make_executor(first, log_dir)
+    try:
+        with executor.batch():
+            jobs = [executor.submit(TrainJob(p.run.path)) for p in prepared]
+    except Exception as exc:
+        raise _submitit_error(exc) from None
+    ids = []
+    for p, job in zip(prepared, jobs):
+        p.run.update_launch(log_dir=str(log_dir))
+        p.run.add_job_id(str(job.job_id))
+        p.run.update_state(status="SUBMITTED")
+        ids.append(str(job.job_id))
+    return ids
+
+
+def scrubbed_environment(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment without any ``SLURM_*``/``SRUN_*`` variable (Lightning then ignores SLURM)."""
+    env = dict(os.environ if env is None else env)
+    return {k: v for k, v in env.items() if not k.startswith(("SLURM_", "SRUN_", "SBATCH_"))}
+
+
+def run_local(prepared: PreparedRun, *, echo: bool = True) -> int:
+    """Run the job here in a child process (one device); returns its exit code."""
+    run = prepared.run
+    env = scrubbed_environment()
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.update(prepared.cluster.env)
+    run.update_launch(job_ids=[])
+    out_path, err_path = run.logs_dir / "local_0_log.out", run.logs_dir / "local_0_log.err"
+    cmd = [python_of(prepared.cluster), "-u", "-m", "launcher.job", "run", str(run.path)]
+    with out_path.open("a", encoding="utf-8") as out, err_path.open("a", encoding="utf-8") as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.write(line)
+            out.flush()
+            if echo:
+                sys.stdout.write(line)
+        code = proc.wait()
+    if code != 0:
+        sys.stderr.write(err_path.read_text(encoding="utf-8", errors="replace")[-2000:])
+    return code
