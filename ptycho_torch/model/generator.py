@@ -121,6 +121,10 @@ class CNNGenerator(nn.Module):
             centre = torch.zeros(N, N, dtype=torch.bool)
             centre[N // 4 : N // 4 + N // 2, N // 4 : N // 4 + N // 2] = True
             self.register_buffer("centre", centre, persistent=False)
+        # NHWC activations: oneDNN's convolutions (and their backward) run several times faster
+        # on the CPU in this layout (measured 12x for training at N=64, s=1 on 2 cores), and
+        # cuDNN prefers it under mixed precision.
+        self.to(memory_format=torch.channels_last)
 
     def _assemble(self, centre: torch.Tensor, border: torch.Tensor | None, act) -> torch.Tensor:
         """Activate; with pad_object zero-pad the centre to N and fill the border if given."""
@@ -136,9 +140,9 @@ class CNNGenerator(nn.Module):
         """``[B, C, N, N]`` float32 normalised amplitude -> ``[B, C, N, N]`` complex64 patches."""
         if x.dim() != 4 or x.shape[1:] != (self.C, self.N, self.N):
             raise ValueError(f"CNNGenerator: input must be [B, {self.C}, {self.N}, {self.N}], got {tuple(x.shape)}")
-        z = self.encoder(x.float())
+        z = self.encoder(x.float().contiguous(memory_format=torch.channels_last))
         amp = self._assemble(*self.amp_decoder(z), self._amp_act)
         phase = self._assemble(*self.phase_decoder(z), lambda t: math.pi * torch.tanh(t))
-        amp, phase = amp.float(), phase.float()
+        amp, phase = amp.float().contiguous(), phase.float().contiguous()
         # explicit form rather than torch.polar: swish amplitudes can be slightly negative
         return torch.complex(amp * torch.cos(phase), amp * torch.sin(phase))
