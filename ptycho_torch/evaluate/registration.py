@@ -162,8 +162,14 @@ def match_amplitude_scale(
     return recon * scale, scale
 
 
+MAX_REGISTRATION_SHIFT_PX = 4.0
+"""Largest shift registration may apply.  Stitching places patches at the known scan
+positions, so a good reconstruction is off by a pixel or two at most; a larger correlation
+peak is a failed match (e.g. an untrained model's output), which is then scored unshifted."""
+
+
 def align_to_reference(
-    recon: np.ndarray, reference: np.ndarray, upsample: int = 100
+    recon: np.ndarray, reference: np.ndarray, upsample: int = 100, max_shift_px: float = MAX_REGISTRATION_SHIFT_PX
 ) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
     """Register ``recon`` on ``reference`` (both complex ``(H, W)``) and remove the ambiguities.
 
@@ -172,8 +178,12 @@ def align_to_reference(
     (those pixels hold reflected content), :func:`remove_phase_offset_and_ramp`,
     :func:`match_amplitude_scale`.  Returns ``(aligned_recon, cropped_reference, info)`` with
     ``info`` holding ``shift_yx_px``, ``margin_px``, the phase parameters and ``amplitude_scale``.
+    A shift larger than ``max_shift_px`` is not applied (``registration_rejected`` is True and
+    ``found_shift_yx_px`` holds it).
     """
-    shift = find_shift(np.abs(reference), np.abs(recon), upsample=upsample)
+    found = find_shift(np.abs(reference), np.abs(recon), upsample=upsample)
+    rejected = max(abs(found[0]), abs(found[1])) > max_shift_px
+    shift = (0.0, 0.0) if rejected else found
     shifted = apply_shift(recon, (-shift[0], -shift[1]))
     margin = int(np.ceil(max(abs(shift[0]), abs(shift[1])))) + 1
     height, width = reference.shape
@@ -183,6 +193,12 @@ def align_to_reference(
     reference_c = reference[window]
     corrected, phase_info = remove_phase_offset_and_ramp(shifted[window], reference_c)
     scaled, scale = match_amplitude_scale(corrected, reference_c)
-    info: dict[str, object] = {"shift_yx_px": [shift[0], shift[1]], "margin_px": margin, **phase_info}
+    info: dict[str, object] = {
+        "shift_yx_px": [shift[0], shift[1]],
+        "found_shift_yx_px": [found[0], found[1]],
+        "registration_rejected": bool(rejected),
+        "margin_px": margin,
+        **phase_info,
+    }
     info["amplitude_scale"] = scale
     return scaled, reference_c, info

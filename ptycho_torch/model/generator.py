@@ -121,10 +121,24 @@ class CNNGenerator(nn.Module):
             centre = torch.zeros(N, N, dtype=torch.bool)
             centre[N // 4 : N // 4 + N // 2, N // 4 : N // 4 + N // 2] = True
             self.register_buffer("centre", centre, persistent=False)
+        self._init_weights()
         # NHWC activations: oneDNN's convolutions (and their backward) run several times faster
         # on the CPU in this layout (measured 12x for training at N=64, s=1 on 2 cores), and
         # cuDNN prefers it under mixed precision.
         self.to(memory_format=torch.channels_last)
+
+    def _init_weights(self) -> None:
+        """He (Kaiming) normal init for every conv, zero biases.
+
+        PyTorch's default conv init shrinks the signal by about sqrt(3) per ReLU layer; through
+        the 12+ layers here the initial output was a constant (amplitude std ~4e-4) and training
+        sat on that plateau for epochs.  He init keeps the activations' scale and roughly halves
+        the epochs needed (measured at N=64 on simulated lines).
+        """
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
 
     def _assemble(self, centre: torch.Tensor, border: torch.Tensor | None, act) -> torch.Tensor:
         """Activate; with pad_object zero-pad the centre to N and fill the border if given."""
