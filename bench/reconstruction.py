@@ -117,9 +117,9 @@ class Budget:
 BUDGETS = {
     "smoke": Budget(object_size=128, step_px=8.0, nepochs=1, n_groups=12, batch_size=4, n_filters_scale=1,
                     learning_rate=1e-3, inference_batch_size=64),
-    "cpu-small": Budget(object_size=160, step_px=6.0, nepochs=24, n_groups=256, batch_size=16, n_filters_scale=1,
-                        learning_rate=2e-3, inference_batch_size=64),
-    "full": Budget(object_size=392, step_px=8.0, nepochs=60, n_groups=1600, batch_size=16, n_filters_scale=2,
+    "cpu-small": Budget(object_size=160, step_px=6.0, nepochs=16, n_groups=256, batch_size=4, n_filters_scale=1,
+                        learning_rate=1e-3, inference_batch_size=64),
+    "full": Budget(object_size=392, step_px=8.0, nepochs=60, n_groups=1600, batch_size=8, n_filters_scale=2,
                    learning_rate=1e-3, inference_batch_size=256),
 }
 

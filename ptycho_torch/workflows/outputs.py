@@ -33,15 +33,19 @@ def save_npz_atomic(path: Path, **arrays: np.ndarray) -> Path:
     return path
 
 
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Scale the finite values of a real image to 0..255 (NaN, never covered, becomes 0)."""
+def to_uint8(image: np.ndarray, clip_percent: float = 2.0) -> np.ndarray:
+    """Scale a real image to 0..255 between its 2nd and 98th percentiles (NaN -> 0).
+
+    Clipping the extreme percentiles keeps a few outlier pixels at the scan's border from
+    setting the grey scale of the whole picture.
+    """
     image = np.asarray(image, dtype=np.float64)
     finite = np.isfinite(image)
     if not finite.any():
         return np.zeros(image.shape, dtype=np.uint8)
-    low, high = np.min(image[finite]), np.max(image[finite])
+    low, high = np.percentile(image[finite], [clip_percent, 100.0 - clip_percent])
     scaled = np.zeros(image.shape, dtype=np.float64)
-    scaled[finite] = (image[finite] - low) / (high - low + 1e-12)
+    scaled[finite] = np.clip((image[finite] - low) / (high - low + 1e-12), 0.0, 1.0)
     return np.round(scaled * 255).astype(np.uint8)
 
 
