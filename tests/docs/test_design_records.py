@@ -29,7 +29,10 @@ def test_adr_is_accepted_and_names_the_decision():
 def test_phase_table_has_b1_done_and_later_phases():
     text = (ADR / "implementation.md").read_text(encoding="utf-8")
     rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| B")}
-    assert "**done**" in rows["B1"] and "progress" in rows["B2"] and "planned" in rows["B3"]
+    assert "**done**" in rows["B1"], rows["B1"]
+    for phase in ("B2", "B3"):
+        status = rows[phase].split("|")[4]
+        assert any(word in status for word in ("done", "in progress", "planned")), rows[phase]
 
 
 def test_phase_b1_folder_is_stamped_and_complete():
