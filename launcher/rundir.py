@@ -19,11 +19,12 @@ import json
 import os
 import re
 import secrets
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ptycho_torch import write_json_atomic as _write_json_atomic
 
 from launcher.errors import RunNotFoundError
 
@@ -44,18 +45,8 @@ def new_run_id(stem: str) -> str:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file in the same folder and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True, default=str)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Run records are small and rewritten often (every batch for progress): no fsync."""
+    _write_json_atomic(path, data, fsync=False)
 
 
 def read_json(path: Path, default: Any = None) -> Any:

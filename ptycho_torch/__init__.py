@@ -27,6 +27,8 @@ _LAZY = {
     "TrainingResult": "ptycho_torch.workflows.train",
     "run_inference": "ptycho_torch.workflows.infer",
     "open_scan": "ptycho_torch.data",
+    "atomic_path": "ptycho_torch.atomic",
+    "write_json_atomic": "ptycho_torch.atomic",
     "PtychoError": "ptycho_torch.errors",
     "ConfigError": "ptycho_torch.errors",
     "DataContractError": "ptycho_torch.errors",

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from ptycho_torch.atomic import atomic_path
 from ptycho_torch.errors import BundleError
 
 FORMAT_NAME = "ptycho-torch-bundle"
@@ -80,20 +79,10 @@ def save_bundle(
     }
     weights = io.BytesIO()
     torch.save(tensors, weights)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
             archive.writestr(HEADER, json.dumps(metadata, indent=2, sort_keys=True))
             archive.writestr(WEIGHTS, weights.getvalue())
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ptycho_torch.config.bridge import InferencePlan, TrainingPlan, bridge_inference, bridge_training
-from ptycho_torch.config.canonical import SUPPORTED_N, InferenceConfig, ModelConfig, TrainingConfig
+from ptycho_torch.config.canonical import SUPPORTED_N, InferenceConfig, TrainingConfig
 from ptycho_torch.config.execution import ExecutionConfig, resolve_accelerator
 from ptycho_torch.config.io import config_hash, config_to_dict, load_run_file, read_mapping
 from ptycho_torch.config.layers import LayeredConfig, Resolved, field_paths, flatten

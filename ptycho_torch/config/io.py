@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from ptycho_torch.atomic import write_text_atomic
 from ptycho_torch.errors import ConfigError
 
 RUN_FILE_SECTIONS = ("execution", "cluster")
@@ -109,24 +108,6 @@ def dump_text(data: dict[str, Any], suffix: str) -> str:
     if suffix.lower() == ".json":
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
     return yaml.safe_dump(data, sort_keys=False)
-
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def save_run_file(

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ptycho_torch.atomic import atomic_path
 from ptycho_torch.errors import DataContractError
 
 
@@ -42,9 +41,7 @@ def atomic_target(path: Path, validator: Callable[[Path], Any] | None = None) ->
     naming ``path`` (nothing is written).  Any other failure also removes the temporary file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.stem}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{path.suffix}"
-    try:
+    with atomic_path(path) as tmp:
         yield tmp
         if validator is not None:
             try:
@@ -57,7 +54,3 @@ def atomic_target(path: Path, validator: Callable[[Path], Any] | None = None) ->
             close = getattr(opened, "close", None)
             if callable(close):
                 close()
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

@@ -9,8 +9,6 @@ workflow resumes from the checkpoint with the highest global step that loads cle
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,6 +17,8 @@ import torch
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from ptycho_torch.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +36,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if get_filesystem(str(target)).protocol not in ("file", ("file", "local")):
             super().save_checkpoint(checkpoint, path, storage_options)
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(checkpoint, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_path(target) as tmp:
+            torch.save(checkpoint, tmp)
 
 
 def checkpoint_callbacks(options: Mapping[str, Any], directory: Path) -> list[ModelCheckpoint]:

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
 
 import numpy as np
 
+from ptycho_torch.atomic import atomic_path, write_json_atomic
 
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+__all__ = ["save_npz_atomic", "save_png_atomic", "to_uint8", "write_json_atomic"]
 
 
 def save_npz_atomic(path: Path, **arrays: np.ndarray) -> Path:
@@ -54,10 +39,4 @@ def save_png_atomic(path: Path, image: np.ndarray) -> Path:
 
     with atomic_path(path) as tmp:
         Image.fromarray(to_uint8(image), mode="L").save(tmp, format="PNG")
-    return path
-
-
-def write_json_atomic(path: Path, data: Any) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=float) + "\n", encoding="utf-8")
     return path
