@@ -75,9 +75,3 @@ class CheckpointError(PtychoError):
     """A training checkpoint cannot be used for resuming."""
 
     kind = "checkpoint error"
-
-
-class FeatureUnavailableError(PtychoError):
-    """A command or option exists but its implementation is not available in this build."""
-
-    kind = "unavailable"

@@ -95,3 +95,16 @@ def parse_set_overrides(items: Sequence[str] | None) -> dict[str, Any]:
             raise ConfigError("override must look like KEY=VALUE", where=f"--set {item}", hint="e.g. --set nepochs=5 or --set model.N=128")
         overrides[key.strip()] = parse_scalar(value)
     return overrides
+
+
+def add_config_flags(parser: argparse.ArgumentParser, *, config_metavar: str, config_help: str) -> None:
+    """The flags every config-driven CLI shares: ``--config``, ``--set KEY=VALUE``, ``--explain``."""
+    parser.add_argument("--config", metavar=config_metavar, help=config_help)
+    parser.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
+                        help="Override any field by dotted key (repeatable), e.g. model.gridsize=2.")
+    parser.add_argument("--explain", action="store_true", help="Print every resolved field with its value and source, then exit.")
+
+
+def override_layers(args: argparse.Namespace, destinations: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The factories' ``overrides`` (from ``--set``) and ``flag_overrides`` (named flags) arguments."""
+    return {"overrides": parse_set_overrides(args.overrides), "flag_overrides": flag_overrides(args, destinations)}

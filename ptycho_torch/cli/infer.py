@@ -7,19 +7,17 @@ import sys
 from collections.abc import Sequence
 
 from ptycho_torch.cli.common import run_cli
-from ptycho_torch.cli.fields import add_field_flags, flag_overrides, parse_set_overrides
+from ptycho_torch.cli.fields import add_config_flags, add_field_flags, override_layers
 from ptycho_torch.config.canonical import InferenceConfig
 from ptycho_torch.config.execution import ExecutionConfig
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
     parser = argparse.ArgumentParser(prog="ptycho-infer", description="Reconstruct a scan with a trained PtychoPINN bundle.")
-    parser.add_argument("--config", metavar="INFER.yaml", help="Inference file (YAML or JSON) with InferenceConfig fields and execution:.")
+    add_config_flags(parser, config_metavar="INFER.yaml", config_help="Inference file (YAML or JSON) with InferenceConfig fields and execution:.")
     parser.add_argument("--model", dest="field__model_path", metavar="BUNDLE", help="The trained model bundle (model.ptpinn).")
     parser.add_argument("--data", dest="field__test_data_file", metavar="SCAN", help="The scan to reconstruct (NPZ or HDF5).")
     parser.add_argument("--out", dest="field__output_dir", metavar="DIR", help="Output folder.")
-    parser.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", help="Override any field by dotted key (repeatable).")
-    parser.add_argument("--explain", action="store_true", help="Print every resolved field with its value and source, then exit.")
     destinations = add_field_flags(parser, InferenceConfig, skip=("model",))
     destinations.update(add_field_flags(parser, ExecutionConfig, path_prefix="execution."))
     return parser, destinations
@@ -30,11 +28,7 @@ def _main(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     from ptycho_torch.factory import create_inference_payload
 
-    payload = create_inference_payload(
-        args.config,
-        overrides=parse_set_overrides(args.overrides),
-        flag_overrides=flag_overrides(args, destinations),
-    )
+    payload = create_inference_payload(args.config, **override_layers(args, destinations))
     if args.explain:
         print(payload.explain())
         return 0

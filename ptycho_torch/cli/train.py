@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ptycho_torch.cli.common import run_cli
-from ptycho_torch.cli.fields import add_field_flags, flag_overrides, parse_set_overrides
+from ptycho_torch.cli.fields import add_config_flags, add_field_flags, override_layers
 from ptycho_torch.config.canonical import TrainingConfig
 from ptycho_torch.config.execution import ExecutionConfig
 
@@ -17,9 +17,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
         prog="ptycho-train",
         description="Train PtychoPINN on a scan. Precedence: defaults < --config < data file (N, nphotons) < --set < flags.",
     )
-    parser.add_argument("--config", metavar="RUN.yaml", help="Run file (YAML or JSON): training fields, model:, execution:.")
-    parser.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", help="Override any field by dotted key (repeatable), e.g. model.gridsize=2.")
-    parser.add_argument("--explain", action="store_true", help="Print every resolved field with its value and source, then exit.")
+    add_config_flags(parser, config_metavar="RUN.yaml", config_help="Run file (YAML or JSON): training fields, model:, execution:.")
     parser.add_argument("--resume", choices=("auto", "never"), default="auto", help="'auto' continues from the newest checkpoint in output_dir (default).")
     destinations = add_field_flags(parser, TrainingConfig)
     destinations.update(add_field_flags(parser, ExecutionConfig, path_prefix="execution."))
@@ -31,11 +29,7 @@ def _main(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     from ptycho_torch.factory import create_training_payload
 
-    payload = create_training_payload(
-        args.config,
-        overrides=parse_set_overrides(args.overrides),
-        flag_overrides=flag_overrides(args, destinations),
-    )
+    payload = create_training_payload(args.config, **override_layers(args, destinations))
     if args.explain:
         print(payload.explain())
         print(f"config hash: {payload.config_hash}")

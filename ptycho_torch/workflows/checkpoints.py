@@ -70,7 +70,8 @@ def checkpoint_callbacks(options: Mapping[str, Any], directory: Path) -> list[Mo
 def _checkpoint_step(path: Path) -> int | None:
     """The global step stored in a checkpoint, or None when it cannot be read."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        # mmap: only the small metadata is read, not every tensor of every candidate
+        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
     except Exception as exc:  # noqa: BLE001 - a corrupt file is skipped, not fatal
         log.warning("skipping unreadable checkpoint %s (%s)", path, type(exc).__name__)
         return None
