@@ -30,7 +30,8 @@ the whole case runs R times and the speed numbers are medians; quality is from t
 (``bench/results/reconstruction.json`` by default; ``bench/results`` is git-ignored).
 
 Budgets: ``smoke`` (seconds; only proves the pipeline runs, its quality means nothing),
-``cpu-small`` (~5-8 min for both cases on 2 CPU cores), ``full`` (a GPU: more data, epochs,
+``cpu-small`` (about 2 min for both cases on 2 CPU cores), ``cpu-long`` (about 21 min per
+case on 2 CPU cores: upstream's integer grid, 6000 steps), ``full`` (a GPU: more data, epochs,
 and the default network width n_filters_scale 2).
 """
 
@@ -98,6 +99,8 @@ class Budget:
         n_filters_scale: CNN width multiplier s (channels 32s, 64s, 128s).
         learning_rate: Adam learning rate.
         inference_batch_size: groups per forward pass at inference.
+        jitter_px: raster jitter, pixels (0 gives integer positions, as in upstream's
+            published grid, where neighbours are whole pixels apart).
     """
 
     object_size: int
@@ -108,10 +111,13 @@ class Budget:
     n_filters_scale: int
     learning_rate: float
     inference_batch_size: int
+    jitter_px: float = 1.0
 
 
 # cpu-small: 16 x 16 = 256 positions (step 6 px on a 160 px object), one group per position,
-# 24 epochs of the narrow network: ~2.5 min (gs2) + ~1.5 min (gs1) on one loaded CPU core.
+# 16 epochs of the narrow network: about 1 min per case on 2 CPU cores.
+# cpu-long: 49 x 49 = 2401 positions (step 4 px on a 256 px object, no jitter, as upstream's
+# grid), 2400 groups, 40 epochs at batch 16 (6000 steps): about 21 min for gs2 on 2 CPU cores.
 # full: 41 x 41 = 1681 positions (step N/8 on a 392 px object), 1600 groups (distinct seeds for
 # both gridsizes), 60 epochs at upstream's learning rate and width: 6000 steps per case.
 BUDGETS = {
@@ -119,6 +125,8 @@ BUDGETS = {
                     learning_rate=1e-3, inference_batch_size=64),
     "cpu-small": Budget(object_size=160, step_px=6.0, nepochs=16, n_groups=256, batch_size=4, n_filters_scale=1,
                         learning_rate=1e-3, inference_batch_size=64),
+    "cpu-long": Budget(object_size=256, step_px=4.0, nepochs=40, n_groups=2400, batch_size=16, n_filters_scale=1,
+                       learning_rate=1e-3, inference_batch_size=64, jitter_px=0.0),
     "full": Budget(object_size=392, step_px=8.0, nepochs=60, n_groups=1600, batch_size=8, n_filters_scale=2,
                    learning_rate=1e-3, inference_batch_size=256),
 }
@@ -192,7 +200,7 @@ def simulate(case: Case, budget: Budget, path: Path, seed: int) -> tuple[Path, i
     from ptycho_torch.simulate import SimulationConfig, write_scan
 
     cfg = SimulationConfig(object="lines", object_size=budget.object_size, N=N, probe=case.probe, scan="raster",
-                           step=budget.step_px, jitter=1.0, nphotons=NPHOTONS, seed=seed)
+                           step=budget.step_px, jitter=budget.jitter_px, nphotons=NPHOTONS, seed=seed)
     return write_scan(cfg, path), cfg.n_positions
 
 
@@ -295,7 +303,7 @@ def format_table(results: dict[str, Any]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu-small",
-                        help="cpu-small: ~5-8 min on 2 CPU cores; full: a GPU; smoke: seconds, for the test.")
+                        help="cpu-small: ~2 min on 2 CPU cores; cpu-long: ~21 min per case on 2 CPU cores; full: a GPU; smoke: seconds, for the test.")
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(DEFAULT_CASES),
                         help=f"Cases to run (default: {' '.join(DEFAULT_CASES)}).")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results file.")
