@@ -27,13 +27,13 @@ import torch
 
 __all__ = ["KERNELS", "KERNEL_REACH", "shift_matrix", "translate", "shift_zero_fill"]
 
-KERNELS = ("bilinear", "lanczos3")
-"""Interpolation kernels :func:`translate` accepts."""
-
 KERNEL_REACH = {"bilinear": 1, "lanczos3": 3}
 """How far (pixels) each kernel reads from the sampled point: its half-width."""
 
-_LANCZOS_A = 3
+KERNELS = tuple(KERNEL_REACH)
+"""Interpolation kernels :func:`translate` accepts."""
+
+_LANCZOS_A = KERNEL_REACH["lanczos3"]
 
 
 def _bilinear(t: torch.Tensor) -> torch.Tensor:
@@ -93,8 +93,6 @@ def translate(images: torch.Tensor, shifts_xy: torch.Tensor, kernel: str = "bili
             f"translate: shifts_xy must be [B, C, 2] = {tuple(images.shape[:2]) + (2,)}, "
             f"got {tuple(shifts_xy.shape)}"
         )
-    if kernel not in KERNELS:
-        raise ValueError(f"translate: kernel must be one of {KERNELS}, got {kernel!r}")
     real_dtype = images.real.dtype if images.is_complex() else images.dtype
     shifts = shifts_xy.to(device=images.device, dtype=real_dtype)
     h, w = images.shape[-2:]
