@@ -32,15 +32,10 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.explain:
         print(payload.explain())
         return 0
-    from ptycho_torch.workflows.infer import dumps_metrics, run_inference
+    from ptycho_torch.workflows.infer import run_inference, summary_lines
 
     result = run_inference(payload)
-    print(f"reconstruction: {result.npz_path}")
-    print(f"images:         {result.amplitude_png}, {result.phase_png}")
-    print(f"patterns: {result.n_patterns} at {result.patterns_per_s:.0f}/s (prediction + stitching)")
-    if result.metrics_path is not None:
-        print(f"metrics:        {result.metrics_path}")
-        print(dumps_metrics(result.metrics))
+    print("\n".join(summary_lines(result)))
     return 0
 
 

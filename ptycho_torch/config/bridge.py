@@ -15,7 +15,7 @@ Consumers:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -59,6 +59,8 @@ class InferencePlan:
     precision: str
     output_dir: str
     model_path: str
+    stitching: str = "probe_weighted"
+    refine: Mapping[str, Any] = field(default_factory=dict)
 
 
 def model_hparams(model: ModelConfig) -> dict[str, Any]:
@@ -179,4 +181,7 @@ def bridge_inference(inference: InferenceConfig, execution: ExecutionConfig, acc
         precision=execution.precision,
         output_dir=str(inference.output_dir),
         model_path=str(inference.model_path),
+        stitching=inference.stitching,
+        refine=_frozen({"iterations": inference.refine_iters, "refine_probe": inference.refine_probe,
+                        "tolerance": inference.refine_tolerance}),
     )

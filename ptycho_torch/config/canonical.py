@@ -157,6 +157,23 @@ class InferenceConfig(FrozenConfig):
     n_groups: int | None = Field(None, ge=1, le=1_000_000_000, description="Reconstruct from this many groups; None uses every scan position.")
     neighbor_count: int = Field(4, ge=1, le=64, description="K for grouping (gridsize > 1).")
     output_dir: Path = Field(Path("inference_outputs"), description="Where the reconstruction NPZ, PNGs and metrics are written.")
+    stitching: Literal["probe_weighted", "central_crop"] = Field(
+        "probe_weighted",
+        description="How patches are combined: 'probe_weighted' weights every pixel of every patch by the probe "
+        "intensity |P|^2 there (as ePIE/LSQML do; no grid at the scan step); 'central_crop' averages the central "
+        "N/2 x N/2 of each patch with equal weight.",
+    )
+    refine_iters: int = Field(
+        0, ge=0, le=100_000,
+        description="Physics refinement after stitching: passes over every scan position that fit the whole object "
+        "to the measured diffraction (Poisson likelihood), starting from the network's object; 0 turns it off.",
+    )
+    refine_probe: bool = Field(False, description="Also refine the probe during physics refinement.")
+    refine_tolerance: float = Field(
+        1e-4, ge=0.0, lt=1.0,
+        description="Refinement stops early when the data misfit improved by less than this fraction over the "
+        "last 3 passes; 0 always runs refine_iters passes.",
+    )
 
     @model_validator(mode="before")
     @classmethod

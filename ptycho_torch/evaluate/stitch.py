@@ -1,28 +1,54 @@
-"""Stitch predicted patches into one object: sub-pixel placement, overlap averaging (numpy).
+"""Stitch predicted patches into one object: sub-pixel placement, weighted overlap averaging.
 
 Placement follows docs/conventions.md: the patch predicted at scan position ``(x, y)`` holds
-``obj(y - N/2 + i, x - N/2 + j)`` at ``patch[i, j]``.  Only the central ``crop x crop`` region
-of each patch is used (``crop = N//2`` by default: the part the network predicts best).
+``obj(y - N/2 + i, x - N/2 + j)`` at ``patch[i, j]``.
 
-Sub-pixel positions are handled by *resampling each crop onto the object grid* with the
-separable Lanczos kernel of :mod:`ptycho_torch.simulate.resample` (the same interpolation
-that cuts patches in the simulator): for every patch, the crop is re-sampled at the
-patch coordinates of the nearest ``crop x crop`` block of object pixels, then added there.
-The stitched object is the mean over the crops covering each pixel (``counts`` of them);
-pixels no crop covers are ``nan + nan*1j``.  Integer positions are placed exactly.
+Two modes (:data:`STITCH_MODES`):
 
-Sums are accumulated with ``np.bincount`` in chunks of patches (memory stays bounded): a
-few thousand 64 x 64 patches stitch in well under a second on one core.
+- ``"probe_weighted"`` (the default of the inference workflow): every pixel of every patch
+  counts, weighted by the probe intensity ``|P|^2`` there, as in the object update of
+  ePIE/LSQML: ``O = sum_k w_k O_k / (sum_k w_k + floor)``.  Pixels the probe lights well
+  dominate; the dark rim of each patch (where the data say little) barely counts, so no
+  grid at the scan step is printed into the object.  ``floor = WEIGHT_FLOOR * max(sum w)``;
+  pixels whose summed weight is below the floor are left uncovered (``nan``).
+- ``"central_crop"``: the central ``crop x crop`` region of each patch (``crop = N/2`` by
+  default: the part the CNN predicts), averaged with uniform weight (the weight map is
+  then the number of crops at each pixel).
+
+Sub-pixel positions are handled by *resampling each patch onto the object grid* with the
+separable Lanczos kernel of :mod:`ptycho_torch.simulate.resample` (the one the simulator
+cuts patches with): the patch is re-sampled at the patch coordinates of the nearest block
+of object pixels, then added there.  Integer positions are placed exactly.
+
+:class:`ObjectStitcher` accumulates batch by batch on any torch device (the inference
+workflow feeds it each batch as it comes out of the network, so no full stack of patches is
+ever held); :func:`stitch_patches` is the one-call numpy front end.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ptycho_torch.errors import ConfigError
-from ptycho_torch.simulate.resample import DEFAULT_KERNEL_RADIUS, lanczos_weights, resample_windows
+from ptycho_torch.simulate.resample import DEFAULT_KERNEL_RADIUS, lanczos_weights
 
-__all__ = ["stitch_patches", "canvas_shape", "coverage_bbox"]
+__all__ = [
+    "STITCH_MODES",
+    "WEIGHT_FLOOR",
+    "ObjectStitcher",
+    "stitch_patches",
+    "canvas_shape",
+    "coverage_bbox",
+    "scanned_bbox",
+]
+
+STITCH_MODES = ("probe_weighted", "central_crop")
+"""Accepted stitching modes (see the module doc)."""
+
+WEIGHT_FLOOR = 1e-3
+"""Probe-weighted mode: the floor added to the summed weight, as a fraction of its maximum;
+pixels with less summed weight than the floor are uncovered (``nan``)."""
 
 
 def canvas_shape(positions_xy: np.ndarray, N: int) -> tuple[int, int]:
@@ -33,18 +59,162 @@ def canvas_shape(positions_xy: np.ndarray, N: int) -> tuple[int, int]:
     return height, width
 
 
-def _check_inputs(patches: np.ndarray, positions_xy: np.ndarray, crop: int) -> None:
-    if patches.ndim != 3 or patches.shape[1] != patches.shape[2]:
-        raise ConfigError("patches must be a stack of square patches", where="stitch_patches(patches)",
-                          expected="shape (n, N, N)", found=str(patches.shape), hint="squeeze the channel axis first")
-    if positions_xy.shape != (patches.shape[0], 2):
-        raise ConfigError("one (x, y) position per patch is needed", where="stitch_patches(positions)",
-                          expected=f"shape ({patches.shape[0]}, 2)", found=str(positions_xy.shape),
-                          hint="stack xcoords and ycoords as columns: np.stack([x, y], 1)")
-    N = patches.shape[1]
-    if not 1 <= crop <= N:
-        raise ConfigError("crop must fit in the patch", where="stitch_patches(crop)", expected=f"1..{N}",
-                          found=str(crop), hint=f"use N//2 = {N // 2}")
+def _nearest_start(positions_xy: np.ndarray, N: int, first: int) -> tuple[np.ndarray, np.ndarray]:
+    """Object (row, col) of patch sample ``(first, first)``, rounded to the nearest pixel."""
+    row = np.floor(positions_xy[:, 1] - N / 2.0 + first + 0.5).astype(np.int64)
+    col = np.floor(positions_xy[:, 0] - N / 2.0 + first + 0.5).astype(np.int64)
+    return row, col
+
+
+def scanned_bbox(positions_xy: np.ndarray, N: int, crop: int | None = None) -> tuple[int, int, int, int]:
+    """``(y0, y1, x0, x1)`` (half-open): the area the central ``crop`` regions cover (``N//2``).
+
+    The scanned area used for scoring, whatever the stitching mode, so that modes are compared
+    on the same pixels.
+    """
+    crop = N // 2 if crop is None else int(crop)
+    rows, cols = _nearest_start(np.asarray(positions_xy, dtype=np.float64), N, N // 2 - crop // 2)
+    return int(rows.min()), int(rows.max()) + crop, int(cols.min()), int(cols.max()) + crop
+
+
+def _resample_batch(windows: torch.Tensor, weights_y: torch.Tensor, weights_x: torch.Tensor) -> torch.Tensor:
+    """Separable filtering of ``windows [n, K, L, L]`` with per-item taps ``[n, T]``: ``[n, K, L-T+1, L-T+1]``."""
+    taps = weights_y.shape[1]
+    size = windows.shape[-1] - taps + 1
+    along_y = sum(weights_y[:, s, None, None, None] * windows[:, :, s : s + size, :] for s in range(taps))
+    return sum(weights_x[:, t, None, None, None] * along_y[:, :, :, t : t + size] for t in range(taps))
+
+
+class ObjectStitcher:
+    """Accumulate patches onto an ``(H, W)`` object, batch by batch, on one torch device.
+
+    Args:
+        object_shape: ``(H, W)`` of the object grid; every placed block must lie inside it
+            (see :func:`canvas_shape`), else :class:`ConfigError` names the first position out.
+        N: patch size.
+        mode: one of :data:`STITCH_MODES`.
+        probe: ``[N, N]`` complex probe (numpy or torch), required for ``"probe_weighted"``;
+            its intensity ``|P|^2`` (scaled to peak 1) weights every patch pixel.
+        crop: ``"central_crop"`` block size (default ``N // 2``).
+        device: where the accumulators live (the accelerator in use).
+        kernel_radius: Lanczos ``a`` of the sub-pixel resampling.
+    """
+
+    def __init__(
+        self,
+        object_shape: tuple[int, int],
+        N: int,
+        mode: str = "probe_weighted",
+        probe: np.ndarray | torch.Tensor | None = None,
+        crop: int | None = None,
+        device: torch.device | str = "cpu",
+        kernel_radius: int = DEFAULT_KERNEL_RADIUS,
+    ) -> None:
+        if mode not in STITCH_MODES:
+            raise ConfigError("unknown stitching mode", where="stitching", expected=f"one of {STITCH_MODES}",
+                              found=repr(mode), hint="probe_weighted is the default")
+        self.height, self.width = (int(s) for s in object_shape)
+        self.N, self.mode, self.kernel_radius = int(N), mode, int(kernel_radius)
+        self.device = torch.device(device)
+        if mode == "probe_weighted":
+            if probe is None:
+                raise ConfigError("probe-weighted stitching needs the probe", where="stitching",
+                                  expected="a complex (N, N) probe", found="none",
+                                  hint="pass probe=..., or use mode='central_crop'")
+            intensity = torch.as_tensor(np.asarray(probe) if not torch.is_tensor(probe) else probe).abs().square()
+            if intensity.shape != (self.N, self.N) or not float(intensity.max()) > 0:
+                raise ConfigError("the probe does not fit the patches", where="stitching(probe)",
+                                  expected=f"a non-zero ({N}, {N}) probe", found=str(tuple(intensity.shape)),
+                                  hint="use the model's probe")
+            self.patch_weight = (intensity / intensity.max()).to(self.device, torch.float32)
+            self.first, self.size = 0, self.N
+        else:
+            crop = self.N // 2 if crop is None else int(crop)
+            if not 1 <= crop <= self.N:
+                raise ConfigError("crop must fit in the patch", where="stitching(crop)", expected=f"1..{N}",
+                                  found=str(crop), hint=f"use N//2 = {N // 2}")
+            self.patch_weight = torch.ones(self.N, self.N, device=self.device)
+            self.first, self.size = self.N // 2 - crop // 2, crop
+        pixels = self.height * self.width
+        self._values = torch.zeros(pixels, 2, device=self.device, dtype=torch.float32)  # sum of w*O (re, im)
+        self._weights = torch.zeros(pixels, device=self.device, dtype=torch.float32)  # sum of w
+        self.n_added = 0
+
+    def add(self, patches: torch.Tensor | np.ndarray, positions_xy: np.ndarray) -> None:
+        """Add ``patches [n, N, N]`` (complex or real) at ``positions_xy [n, 2]`` (x, y, pixels)."""
+        patches = torch.as_tensor(patches).to(self.device)
+        positions_xy = np.asarray(positions_xy, dtype=np.float64)
+        if patches.dim() != 3 or patches.shape[1:] != (self.N, self.N):
+            raise ConfigError("patches must be a stack of N x N patches", where="stitch(patches)",
+                              expected=f"shape (n, {self.N}, {self.N})", found=str(tuple(patches.shape)),
+                              hint="squeeze the channel axis first")
+        if positions_xy.shape != (patches.shape[0], 2):
+            raise ConfigError("one (x, y) position per patch is needed", where="stitch(positions)",
+                              expected=f"shape ({patches.shape[0]}, 2)", found=str(positions_xy.shape),
+                              hint="stack xcoords and ycoords as columns: np.stack([x, y], 1)")
+        if patches.shape[0] == 0:
+            return
+        N, a, first, size = self.N, self.kernel_radius, self.first, self.size
+        obj_r, obj_c = _nearest_start(positions_xy, N, first)
+        outside = (obj_r < 0) | (obj_c < 0) | (obj_r + size > self.height) | (obj_c + size > self.width)
+        if outside.any():
+            k = int(np.flatnonzero(outside)[0])
+            raise ConfigError(
+                f"patch {self.n_added + k} at (x={positions_xy[k, 0]:.2f}, y={positions_xy[k, 1]:.2f}) "
+                "falls outside the canvas",
+                where="stitch(object_shape)", expected="a canvas holding every patch",
+                found=f"{self.height}x{self.width}", hint="use canvas_shape(positions, N) or the objectGuess shape",
+            )
+        # patch coordinate of object pixel obj_r (+ first): resample there, taps base-a+1 .. base+a
+        u_row = obj_r - (positions_xy[:, 1] - N / 2.0)
+        u_col = obj_c - (positions_xy[:, 0] - N / 2.0)
+        base_r, base_c = np.floor(u_row).astype(np.int64), np.floor(u_col).astype(np.int64)
+        w_y = torch.as_tensor(lanczos_weights(u_row - base_r, a), dtype=torch.float32, device=self.device)
+        w_x = torch.as_tensor(lanczos_weights(u_col - base_c, a), dtype=torch.float32, device=self.device)
+
+        weighted = patches * self.patch_weight if patches.is_complex() else patches.to(torch.float32) * self.patch_weight
+        stack = torch.stack([weighted.real, weighted.imag if patches.is_complex() else torch.zeros_like(weighted),
+                             self.patch_weight.expand_as(weighted)], dim=1).to(torch.float32)  # [n, 3, N, N]
+        # replicate-pad so every tap index is valid (the numpy resampler clips the same way)
+        padded = torch.nn.functional.pad(stack, (a, a, a, a), mode="replicate")
+        reach = torch.arange(size + 2 * a - 1, device=self.device)
+        rows = torch.as_tensor(base_r, device=self.device)[:, None] + reach + 1  # index into padded
+        cols = torch.as_tensor(base_c, device=self.device)[:, None] + reach + 1
+        k = torch.arange(stack.shape[0], device=self.device)[:, None, None, None]
+        ch = torch.arange(3, device=self.device)[None, :, None, None]
+        windows = padded[k, ch, rows[:, None, :, None], cols[:, None, None, :]]  # [n, 3, L, L]
+        placed = _resample_batch(windows, w_y, w_x)  # [n, 3, size, size]
+
+        offsets = torch.arange(size, device=self.device)
+        target_r = torch.as_tensor(obj_r, device=self.device)[:, None] + offsets
+        target_c = torch.as_tensor(obj_c, device=self.device)[:, None] + offsets
+        index = (target_r[:, :, None] * self.width + target_c[:, None, :]).reshape(-1)
+        self._values.index_add_(0, index, placed[:, :2].permute(0, 2, 3, 1).reshape(-1, 2))
+        self._weights.index_add_(0, index, placed[:, 2].reshape(-1))
+        self.n_added += int(patches.shape[0])
+
+    def finish(self, complex_output: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """``(object (H, W) complex64 or float32, weights (H, W) float32)``; ``nan`` where uncovered.
+
+        The weights are the summed ``w`` at each pixel: probe intensity in ``"probe_weighted"``
+        mode, the number of crops in ``"central_crop"`` mode.
+        """
+        weights = self._weights
+        if self.mode == "probe_weighted":
+            floor = WEIGHT_FLOOR * float(weights.max()) if self.n_added else 1.0
+            covered = weights >= floor
+            denominator = weights + floor
+        else:
+            covered = weights > 0
+            denominator = weights.clamp_min(1.0)
+        values = self._values / denominator[:, None]
+        values[~covered] = float("nan")
+        values = values.cpu().numpy().astype(np.float32)
+        shape = (self.height, self.width)
+        weights_np = weights.cpu().numpy().astype(np.float32).reshape(shape)
+        if complex_output:
+            return (values[:, 0] + 1j * values[:, 1]).astype(np.complex64).reshape(shape), weights_np
+        return values[:, 0].reshape(shape), weights_np
 
 
 def stitch_patches(
@@ -54,71 +224,32 @@ def stitch_patches(
     crop: int | None = None,
     kernel_radius: int = DEFAULT_KERNEL_RADIUS,
     chunk: int = 256,
+    probe: np.ndarray | None = None,
+    mode: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Average the central crops of ``patches (n, N, N)`` at ``positions_xy (n, 2)`` ``(x, y)``.
+    """Stitch ``patches (n, N, N)`` at ``positions_xy (n, 2)`` ``(x, y)`` onto ``object_shape``.
 
-    Returns ``(stitched, counts)``: ``stitched`` has ``object_shape``, complex64 (float32 for
-    real patches), ``nan`` where no crop landed; ``counts`` ``(H, W)`` int64 is the number of
-    crops averaged at each pixel (use ``counts > 0`` as the scanned mask).  ``crop`` defaults
-    to ``N // 2``.  Every crop must lie inside ``object_shape`` (see :func:`canvas_shape`),
-    else a :class:`ConfigError` names the first position outside.
+    ``mode`` defaults to ``"probe_weighted"`` when ``probe`` is given, else ``"central_crop"``
+    (with ``crop``, default ``N // 2``).  Returns ``(stitched, weights)``: ``stitched``
+    complex64 (float32 for real patches), ``nan`` where uncovered; ``weights`` ``(H, W)``:
+    the summed probe intensity, or (central crop) the int64 number of crops at each pixel.
+    Runs on the CPU in chunks of ``chunk`` patches.
     """
     patches = np.asarray(patches)
     positions_xy = np.asarray(positions_xy, dtype=np.float64)
-    N = patches.shape[-1] if patches.ndim == 3 else 0
-    crop = N // 2 if crop is None else int(crop)
-    _check_inputs(patches, positions_xy, crop)
-    height, width = (int(s) for s in object_shape)
-    first = N // 2 - crop // 2  # first patch row/column of the crop
-
-    # Object pixel of the crop's first sample (nearest integer) and where it falls in the patch.
-    patch_row0 = positions_xy[:, 1] - N / 2.0  # object row of patch row 0
-    patch_col0 = positions_xy[:, 0] - N / 2.0
-    obj_r = np.floor(patch_row0 + first + 0.5).astype(np.int64)
-    obj_c = np.floor(patch_col0 + first + 0.5).astype(np.int64)
-    outside = (obj_r < 0) | (obj_c < 0) | (obj_r + crop > height) | (obj_c + crop > width)
-    if outside.any():
-        k = int(np.flatnonzero(outside)[0])
-        raise ConfigError(
-            f"the crop of patch {k} at (x={positions_xy[k, 0]:.2f}, y={positions_xy[k, 1]:.2f}) "
-            "falls outside the canvas",
-            where="stitch_patches(object_shape)", expected="a canvas holding every crop", found=f"{height}x{width}",
-            hint="use canvas_shape(positions, N) or the objectGuess shape",
-        )
-    u_row = obj_r - patch_row0  # patch coordinate (fractional) of object row obj_r
-    u_col = obj_c - patch_col0
-    base_r, base_c = np.floor(u_row).astype(np.int64), np.floor(u_col).astype(np.int64)
-    weights_y = lanczos_weights(u_row - base_r, kernel_radius)
-    weights_x = lanczos_weights(u_col - base_c, kernel_radius)
-    reach = np.arange(-kernel_radius + 1, crop + kernel_radius)
-
-    size = height * width
-    total_re, total_im, counts = np.zeros(size), np.zeros(size), np.zeros(size, dtype=np.int64)
-    offsets = np.arange(crop)
-    is_complex = np.iscomplexobj(patches)
+    if patches.ndim != 3 or patches.shape[1] != patches.shape[2]:
+        raise ConfigError("patches must be a stack of square patches", where="stitch_patches(patches)",
+                          expected="shape (n, N, N)", found=str(patches.shape), hint="squeeze the channel axis first")
+    mode = mode or ("probe_weighted" if probe is not None else "central_crop")
+    stitcher = ObjectStitcher(object_shape, patches.shape[1], mode, probe, crop, "cpu", kernel_radius)
+    if positions_xy.shape != (patches.shape[0], 2):
+        stitcher.add(patches[:1], positions_xy)  # raises the one-line error
     for start in range(0, patches.shape[0], chunk):
-        sel = slice(start, start + chunk)
-        rows = np.clip(base_r[sel, None] + reach, 0, N - 1)
-        cols = np.clip(base_c[sel, None] + reach, 0, N - 1)
-        index_k = np.arange(rows.shape[0])[:, None, None]
-        windows = patches[sel][index_k, rows[:, :, None], cols[:, None, :]]
-        values = resample_windows(windows, weights_y[sel], weights_x[sel])  # (n_chunk, crop, crop)
-        target_r = obj_r[sel, None] + offsets
-        target_c = obj_c[sel, None] + offsets
-        index = (target_r[:, :, None] * width + target_c[:, None, :]).ravel()
-        counts += np.bincount(index, minlength=size)
-        total_re += np.bincount(index, weights=values.real.ravel(), minlength=size)
-        if is_complex:
-            total_im += np.bincount(index, weights=values.imag.ravel(), minlength=size)
-
-    covered = counts > 0
-    safe = np.maximum(counts, 1)
-    re = np.where(covered, total_re / safe, np.nan)
-    counts = counts.reshape(height, width)
-    if is_complex:
-        im = np.where(covered, total_im / safe, np.nan)
-        return (re + 1j * im).reshape(height, width).astype(np.complex64), counts
-    return re.reshape(height, width).astype(np.float32), counts
+        stitcher.add(patches[start : start + chunk], positions_xy[start : start + chunk])
+    stitched, weights = stitcher.finish(np.iscomplexobj(patches))
+    if mode == "central_crop":
+        return stitched, np.rint(weights).astype(np.int64)
+    return stitched, weights
 
 
 def coverage_bbox(counts: np.ndarray, min_count: int = 1) -> tuple[int, int, int, int]:

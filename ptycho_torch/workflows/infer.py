@@ -1,9 +1,14 @@
 """The inference workflow: ``run_inference(payload)`` -> stitched object, PNGs, metrics.
 
 Loads the bundle strictly, predicts the object patches of every scan position in batches on
-the chosen device, stitches their central crops at the scan positions (sub-pixel, overlaps
-averaged), and writes ``reconstruction.npz``, ``amplitude.png``, ``phase.png`` and, when the
-scan file holds a ground-truth ``objectGuess``, ``metrics.json``.  All writes are atomic.
+the chosen device and stitches each batch as it comes out (probe-weighted by default, see
+:mod:`ptycho_torch.evaluate.stitch`; no stack of patches is kept), optionally refines the
+whole object against the measured data (:mod:`ptycho_torch.refine`, ``refine_iters``), and
+writes ``reconstruction.npz``, ``amplitude.png``, ``phase.png``, ``refinement.json`` (when
+refining) and, when the scan file holds a ground-truth ``objectGuess``, ``metrics.json``
+(scored on the area the central N/2 crops cover, whatever the stitching mode; with
+refinement, the network's own object is scored too, under ``network``).  All writes are
+atomic.
 """
 
 from __future__ import annotations
@@ -61,6 +66,10 @@ def module_from_bundle(bundle: LoadedBundle, probe: np.ndarray):
     return module.eval()
 
 
+SUMMARY_METRICS = ("amp_ssim", "phase_ssim", "amp_psnr_db", "phase_psnr_db", "amp_frc_cutoff_cpp", "phase_frc_cutoff_cpp")
+"""The headline quality numbers (also reported for the network's own object when refining)."""
+
+
 def _device(accelerator: str) -> torch.device:
     if accelerator == "gpu":
         return torch.device("cuda")
@@ -69,10 +78,12 @@ def _device(accelerator: str) -> torch.device:
     return torch.device("cpu")
 
 
-def predict_scan(module: Any, loader: Any, device: torch.device, precision: str = "32-true") -> tuple[np.ndarray, np.ndarray]:
-    """Object patches ``(n, N, N)`` complex64 and their ``(n, 2)`` (x, y) positions, for every batch."""
+def predict_into(
+    module: Any, loader: Any, device: torch.device, stitcher: Any, precision: str = "32-true"
+) -> np.ndarray:
+    """Predict every batch and stitch it at once (no stack of patches is kept); the positions ``(n, 2)``."""
     module.to(device)
-    patches, positions = [], []
+    positions = []
     autocast_dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
     with torch.inference_mode():
         for batch in loader:
@@ -83,16 +94,48 @@ def predict_scan(module: Any, loader: Any, device: torch.device, precision: str 
                     predicted = module.predict_patches(diffraction, offsets)
             else:
                 predicted = module.predict_patches(diffraction, offsets)
-            patches.append(predicted.to(torch.complex64).flatten(0, 1).cpu().numpy())
-            positions.append(batch["positions"].flatten(0, 1).numpy())
-    return np.concatenate(patches), np.concatenate(positions)
+            batch_positions = batch["positions"].flatten(0, 1).numpy()
+            stitcher.add(predicted.to(torch.complex64).flatten(0, 1), batch_positions)
+            positions.append(batch_positions)
+    return np.concatenate(positions)
+
+
+def model_probe(module: Any) -> np.ndarray:
+    """The illumination the model trained with (normalised probe, smoothing, mask): ``(N, N)`` complex."""
+    from ptycho_torch.physics.forward import gaussian_smooth
+
+    forward = module.forward_model
+    probe = gaussian_smooth(forward.probe.detach(), forward.gaussian_smoothing_sigma)
+    if forward.probe_mask is not None:
+        probe = probe * forward.probe_mask
+    return probe.cpu().numpy().astype(np.complex64)
+
+
+def _refine(plan: Any, reader: Any, start: np.ndarray, physics: dict, device: torch.device, out: Path):
+    """Physics refinement of ``start`` against the scan's own data; writes its misfit curve."""
+    from ptycho_torch.refine import refine_object
+
+    count_scale = float(physics["nphotons"]) / reader.mean_total_intensity()
+    result = refine_object(
+        start, reader.probe, reader.positions,
+        lambda index: count_scale * np.square(reader.read_frames(index).astype(np.float64)),
+        int(plan.refine["iterations"]), refine_probe=bool(plan.refine["refine_probe"]),
+        tolerance=float(plan.refine["tolerance"]), device=device, progress=True,
+    )
+    write_json_atomic(out / "refinement.json", {
+        "iterations": result.iterations, "seconds": result.seconds, "stopped_early": result.stopped_early,
+        "misfit_before": result.misfit_before, "misfit_after": result.misfit_after,
+        "kept_start": result.kept_start, "misfit_curve": result.misfit_curve,
+        "misfit": "mean Poisson deviance per detector pixel (about 1 = fits within the noise)",
+    })
+    return result
 
 
 def run_inference(payload: InferencePayload) -> InferenceResult:
     """Reconstruct the payload's scan with its bundle and write the outputs."""
     from ptycho_torch.data.datamodule import PtychoDataModule
     from ptycho_torch.evaluate.metrics import evaluate_reconstruction
-    from ptycho_torch.evaluate.stitch import canvas_shape, stitch_patches
+    from ptycho_torch.evaluate.stitch import ObjectStitcher, canvas_shape, scanned_bbox
 
     plan = payload.plan
     bundle = load_bundle(plan.model_path)
@@ -111,15 +154,25 @@ def run_inference(payload: InferencePayload) -> InferenceResult:
     )
     module = module_from_bundle(bundle, data.probe)
     device = _device(plan.accelerator)
+    reader = data.train_reader
+    reference = reader.object_guess
+    shape = reference.shape if reference is not None else canvas_shape(reader.positions, model.N)
+    stitcher = ObjectStitcher(shape, model.N, plan.stitching, model_probe(module), device=device)
 
     started = time.perf_counter()
-    patches, positions = predict_scan(module, data.predict_dataloader(), device, plan.precision)
-    reference = data.train_reader.object_guess
-    shape = reference.shape if reference is not None else canvas_shape(positions, model.N)
-    stitched, weights = stitch_patches(patches, positions, shape)
+    positions = predict_into(module, data.predict_dataloader(), device, stitcher, plan.precision)
+    stitched, weights = stitcher.finish()
     elapsed = time.perf_counter() - started
+    bbox = scanned_bbox(positions, model.N)
 
     out = Path(plan.output_dir)
+    metrics: dict[str, Any] = {}
+    network_object = stitched
+    refinement = None
+    if plan.refine["iterations"] > 0:
+        refinement = _refine(plan, reader, stitched, bundle.physics, device, out)
+        stitched = refinement.object
+        weights = refinement.illumination
     npz_path = save_npz_atomic(
         out / "reconstruction.npz",
         object=stitched.astype(np.complex64),
@@ -127,13 +180,20 @@ def run_inference(payload: InferencePayload) -> InferenceResult:
         phase=np.angle(stitched).astype(np.float32),
         weights=weights.astype(np.float32),
         positions=positions,
+        **({"network_object": network_object.astype(np.complex64)} if refinement is not None else {}),
     )
     amplitude_png = save_png_atomic(out / "amplitude.png", np.abs(stitched))
     phase_png = save_png_atomic(out / "phase.png", np.angle(stitched))
-    metrics: dict[str, Any] = {}
+    if refinement is not None:
+        metrics["refinement"] = {"iterations": refinement.iterations, "seconds": refinement.seconds,
+                                 "misfit_before": refinement.misfit_before, "misfit_after": refinement.misfit_after,
+                                 "kept_start": refinement.kept_start}
     metrics_path = None
     if reference is not None:
-        metrics = evaluate_reconstruction(stitched, reference, weights=weights)
+        metrics.update(evaluate_reconstruction(stitched, reference, bbox=bbox))
+        if refinement is not None:
+            network = evaluate_reconstruction(network_object, reference, bbox=bbox)
+            metrics["network"] = {key: network[key] for key in SUMMARY_METRICS}
         metrics_path = write_json_atomic(out / "metrics.json", metrics)
     return InferenceResult(
         output_dir=out,
@@ -141,8 +201,8 @@ def run_inference(payload: InferencePayload) -> InferenceResult:
         amplitude_png=amplitude_png,
         phase_png=phase_png,
         metrics_path=metrics_path,
-        n_patterns=int(len(patches)),
-        patterns_per_s=float(len(patches) / max(elapsed, 1e-9)),
+        n_patterns=int(len(positions)),
+        patterns_per_s=float(len(positions) / max(elapsed, 1e-9)),
         metrics=metrics,
     )
 
@@ -150,3 +210,27 @@ def run_inference(payload: InferencePayload) -> InferenceResult:
 def dumps_metrics(metrics: dict[str, Any]) -> str:
     """Metrics as indented JSON (for printing)."""
     return json.dumps(metrics, indent=2, sort_keys=True, default=float)
+
+
+def summary_lines(result: InferenceResult) -> list[str]:
+    """A short human summary of an inference: where the files are, speed, quality, refinement."""
+    lines = [
+        f"reconstruction: {result.npz_path}",
+        f"images:         {result.amplitude_png}, {result.phase_png}",
+        f"patterns:       {result.n_patterns} at {result.patterns_per_s:.0f}/s (prediction + stitching)",
+    ]
+    metrics = result.metrics
+    refinement = metrics.get("refinement")
+    if refinement is not None:
+        lines.append(f"refinement:     {refinement['iterations']} passes in {refinement['seconds']:.1f} s, data misfit "
+                     f"{refinement['misfit_before']:.3g} -> {refinement['misfit_after']:.3g} (1 = noise level)"
+                     + ("; the end was worse, the network object is kept" if refinement["kept_start"] else ""))
+    if "amp_ssim" in metrics:
+        quality = lambda m: (f"amplitude SSIM {m['amp_ssim']:.3f}, phase SSIM {m['phase_ssim']:.3f}, "  # noqa: E731
+                             f"amplitude FRC cut-off {m['amp_frc_cutoff_cpp']:.3f} c/px")
+        if "network" in metrics:
+            lines.append(f"network alone:  {quality(metrics['network'])}")
+        label = "refined:" if refinement is not None else "quality:"
+        lines.append(f"{label:<16}{quality(metrics)}")
+        lines.append(f"metrics:        {result.metrics_path}")
+    return lines

@@ -1,0 +1,352 @@
+"""Physics refinement at inference: fit the whole object to the measured data, from a start.
+
+The network gives a good object in one forward pass; refinement then minimises the Poisson
+negative log-likelihood of every measured pattern over the whole object (and optionally the
+probe), with the same far-field physics as training, so the result fits the data as an
+iterative solver's would.  Started from the network's object it needs far fewer iterations
+than from a flat start: that ratio is what the network contributes.
+
+Forward model (the simulator's, :mod:`ptycho_torch.simulate.diffraction`):
+``patch_k = E_k(O)`` -- the object read at scan position k by separable Lanczos-4
+interpolation (exact at integer positions) -- then ``psi_k = patch_k * P`` and the
+expected counts ``lambda_k = |F psi_k|^2`` with the unitary 2-D FFT.  The measured counts
+are ``k = count_scale * X^2`` (``count_scale = nphotons / mean_total_intensity``; 1 for
+files that store ``sqrt(counts)``).  The likelihood fixes the object's global scale: the
+start is first scaled by the closed-form best factor ``sum(k) / sum(lambda)``.
+
+Update (one "iteration" is one pass over every scan position, in mini-batches).  For a
+mini-batch B the gradient ``g`` of ``sum_B (lambda - k log lambda)`` with respect to the
+object is preconditioned by the batch's illumination ``sum_B E_k^T |P|^2`` (the object
+update of ePIE/LSQML): ``O <- O - STEP * g / (illum + floor)``.  With ``STEP = 1/4`` a pixel
+lit by one position takes exactly Newton's step for the amplitude ``|F psi|`` towards
+``sqrt(k)`` (Heron's rule), which converges quadratically.  Mini-batches take every
+``n_batches``-th position in raster order, so positions of one batch overlap little and
+their updates add instead of averaging away.  The probe, when refined, takes the mirror
+step, preconditioned by ``sum_B |patch_k|^2``.
+
+Data misfit: the mean Poisson deviance per detector pixel,
+``2 * mean(lambda - k + k log(k / lambda))``; pure Poisson noise gives about 1 at high counts
+(less where counts are small), so the number says how far from "fits within the noise" a
+reconstruction is.  Refinement reports it before and after; if the end is worse than the
+start it keeps the start and says so.  It stops early when the misfit improves by less than
+``tolerance`` (relative) over ``PATIENCE`` iterations.
+
+Pure torch plus numpy; runs on any device; no Lightning.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ptycho_torch.errors import ConfigError
+from ptycho_torch.simulate.resample import DEFAULT_KERNEL_RADIUS, lanczos_weights
+
+__all__ = ["STEP", "PATIENCE", "RefineResult", "ScanGeometry", "refine_object", "poisson_deviance"]
+
+STEP = 1.0
+"""Preconditioned step size (1: the full Newton step for a pixel lit by one position)."""
+
+PROBE_STEP = 1.0
+"""Step of the probe update (same preconditioning, mirrored)."""
+
+MOMENTUM = 0.8
+"""Momentum across passes (as mPIE): each pass's change is extrapolated by this factor."""
+
+PATIENCE = 3
+"""Iterations over which the relative improvement must reach ``tolerance`` to go on."""
+
+ILLUMINATION_FLOOR = 0.05
+"""Added to the illumination, as a fraction of its maximum, before dividing by it; pixels lit
+less than this are left out of the refined object (``nan``), as in stitching."""
+
+MAX_POSITIONS_PER_BATCH = 1024
+"""Mini-batches hold at most this many positions (and at least 16, or all of them)."""
+
+DATA_CACHE_BYTES = 1 << 30
+"""Scans whose diffraction fits in this many bytes are kept on the device between passes;
+larger ones are read from the file for every mini-batch."""
+
+_LOG_FLOOR = 1e-9
+
+
+def poisson_deviance(rate: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Summed Poisson deviance ``2 * sum(rate - counts + counts * log(counts / rate))``."""
+    safe_rate = rate.clamp_min(_LOG_FLOOR)
+    log_term = torch.where(counts > 0, counts * torch.log(counts.clamp_min(_LOG_FLOOR) / safe_rate), 0.0)
+    return 2.0 * (rate - counts + log_term).sum()
+
+
+@dataclass
+class ScanGeometry:
+    """Where each position reads the object: window indices and Lanczos taps (on a device).
+
+    ``rows[k]``/``cols[k]`` index the ``N + 2a - 1`` object rows/columns the patch of
+    position k reads (clipped at the object's edge, as the simulator does); ``weights_y``/
+    ``weights_x`` ``[n, 2a]`` are its taps.
+    """
+
+    rows: torch.Tensor
+    cols: torch.Tensor
+    weights_y: torch.Tensor
+    weights_x: torch.Tensor
+
+    @classmethod
+    def build(cls, positions_xy: np.ndarray, N: int, shape: tuple[int, int], device: torch.device,
+              radius: int = DEFAULT_KERNEL_RADIUS) -> ScanGeometry:
+        positions_xy = np.asarray(positions_xy, dtype=np.float64)
+        row0 = positions_xy[:, 1] - N / 2.0
+        col0 = positions_xy[:, 0] - N / 2.0
+        r0, c0 = np.floor(row0).astype(np.int64), np.floor(col0).astype(np.int64)
+        reach = np.arange(-radius + 1, N + radius)
+        rows = np.clip(r0[:, None] + reach, 0, shape[0] - 1)
+        cols = np.clip(c0[:, None] + reach, 0, shape[1] - 1)
+        as_t = lambda a, dt: torch.as_tensor(a, dtype=dt, device=device)  # noqa: E731
+        return cls(as_t(rows, torch.long), as_t(cols, torch.long),
+                   as_t(lanczos_weights(row0 - r0, radius), torch.float32),
+                   as_t(lanczos_weights(col0 - c0, radius), torch.float32))
+
+    def subset(self, index: torch.Tensor) -> ScanGeometry:
+        return ScanGeometry(self.rows[index], self.cols[index], self.weights_y[index], self.weights_x[index])
+
+    def extract(self, image: torch.Tensor) -> torch.Tensor:
+        """Patches ``[n, K, N, N]`` of a real ``[K, H, W]`` image (differentiable, linear)."""
+        windows = image[:, self.rows[:, :, None], self.cols[:, None, :]].transpose(0, 1)  # [n, K, L, L]
+        taps = self.weights_y.shape[1]
+        size = windows.shape[-1] - taps + 1
+        along_y = sum(self.weights_y[:, s, None, None, None] * windows[:, :, s : s + size, :] for s in range(taps))
+        return sum(self.weights_x[:, t, None, None, None] * along_y[:, :, :, t : t + size] for t in range(taps))
+
+    def adjoint(self, patches: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+        """``sum_k E_k^T patches[k]``: real ``[n, K, N, N]`` -> ``[K, H, W]`` (exact adjoint)."""
+        with torch.enable_grad():
+            image = torch.zeros((patches.shape[1], *shape), device=patches.device, dtype=patches.dtype,
+                                requires_grad=True)
+            (grad,) = torch.autograd.grad((self.extract(image) * patches.detach()).sum(), image)
+        return grad
+
+
+@dataclass
+class RefineResult:
+    """The refined object and how refinement went.
+
+    ``object``: ``(H, W)`` complex64, ``nan`` where the probe never lit; ``probe``: ``(N, N)``
+    complex64 (refined when asked, else the input); ``misfit_curve``: the mean Poisson
+    deviance per pixel during each iteration; ``misfit_before``/``misfit_after``: exact
+    full passes at the start (after the closed-form scale) and at the end; ``kept_start``:
+    True when the end was worse and the start was returned.
+    """
+
+    object: np.ndarray
+    probe: np.ndarray
+    illumination: np.ndarray
+    misfit_before: float
+    misfit_after: float
+    misfit_curve: list[float] = field(default_factory=list)
+    iterations: int = 0
+    seconds: float = 0.0
+    stopped_early: bool = False
+    kept_start: bool = False
+
+
+class _Data:
+    """Measured counts per mini-batch, cached on the device when they fit."""
+
+    def __init__(self, read_counts: Callable[[np.ndarray], np.ndarray], batches: list[np.ndarray],
+                 frame_bytes: int, device: torch.device) -> None:
+        self.read_counts, self.batches, self.device = read_counts, batches, device
+        total = frame_bytes * sum(len(b) for b in batches)
+        self.cache = [self._read(b) for b in batches] if total <= DATA_CACHE_BYTES else None
+
+    def _read(self, index: np.ndarray) -> torch.Tensor:
+        # stored patterns are centred (zero frequency at N//2); the FFT here is not
+        counts = torch.as_tensor(self.read_counts(index), dtype=torch.float32).to(self.device)
+        return torch.fft.ifftshift(counts, dim=(-2, -1))
+
+    def __getitem__(self, b: int) -> torch.Tensor:
+        return self.cache[b] if self.cache is not None else self._read(self.batches[b])
+
+
+def _batches(positions_xy: np.ndarray) -> list[np.ndarray]:
+    """Every ``n_batches``-th position in raster order: spread-out, little-overlapping batches."""
+    n = positions_xy.shape[0]
+    per_batch = n if n <= 16 else int(min(MAX_POSITIONS_PER_BATCH, max(16, math.ceil(n / 8))))
+    n_batches = math.ceil(n / per_batch)
+    order = np.lexsort((positions_xy[:, 0], positions_xy[:, 1]))
+    return [order[b::n_batches] for b in range(n_batches)]
+
+
+def _rates(patches: torch.Tensor, probe: torch.Tensor) -> torch.Tensor:
+    """Expected counts ``|F(patch * P)|^2`` (unitary FFT), ``[n, N, N]``."""
+    return torch.fft.fft2(patches * probe, norm="ortho").abs().square()
+
+
+def _as_complex(image_ri: torch.Tensor) -> torch.Tensor:
+    return torch.complex(image_ri[0], image_ri[1])
+
+
+def _complex_adjoint(geom: ScanGeometry, patches: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """``sum_k E_k^T patches[k]`` of complex ``[n, N, N]`` patches as a real ``[2, H, W]`` image."""
+    return geom.adjoint(torch.stack([patches.real, patches.imag], dim=1), shape)
+
+
+def refine_object(
+    start: np.ndarray,
+    probe: np.ndarray,
+    positions_xy: np.ndarray,
+    read_counts: Callable[[np.ndarray], np.ndarray],
+    iterations: int,
+    *,
+    refine_probe: bool = False,
+    tolerance: float = 1e-4,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    on_iteration: Callable[[int, np.ndarray, float], None] | None = None,
+) -> RefineResult:
+    """Refine ``start`` (``(H, W)`` complex; ``nan`` pixels are filled) against the scan's data.
+
+    Args:
+        start: the starting object (the stitched network object, or a flat one).
+        probe: ``(N, N)`` complex probe of the scan (``probeGuess``).
+        positions_xy: ``(n, 2)`` scan positions ``(x, y)`` in object pixels.
+        read_counts: ``indices -> (len, N, N)`` measured counts (``count_scale * X^2``).
+        iterations: passes over every position (>= 0; 0 only measures the misfit).
+        refine_probe: also refine the probe.
+        tolerance: stop when the misfit improved by less than this fraction over
+            :data:`PATIENCE` iterations (0 never stops early).
+        device: where to compute.
+        progress: show a progress bar (on stderr).
+        on_iteration: called after each iteration with ``(iteration, object, misfit)``
+            (e.g. to score against a ground truth); the object is a numpy copy.
+    """
+    if iterations < 0:
+        raise ConfigError("refinement iterations must be >= 0", where="refine_iters", expected=">= 0",
+                          found=str(iterations), hint="0 turns refinement off")
+    device = torch.device(device)
+    start = np.asarray(start)
+    probe_np = np.asarray(probe)
+    N = probe_np.shape[-1]
+    if probe_np.shape != (N, N) or not np.isfinite(probe_np).all() or not np.abs(probe_np).max() > 0:
+        raise ConfigError("refinement needs the scan's probe", where="probeGuess",
+                          expected="a finite, non-zero complex (N, N) probe", found=str(probe_np.shape),
+                          hint="refine only scans whose file holds probeGuess")
+    shape = start.shape
+    positions_xy = np.asarray(positions_xy, dtype=np.float64)
+    started = time.perf_counter()
+
+    finite = np.isfinite(start)
+    filled = np.where(finite, start, start[finite].mean() if finite.any() else 1.0).astype(np.complex64)
+    obj = torch.stack([torch.as_tensor(filled.real), torch.as_tensor(filled.imag)]).to(device, torch.float32)
+    probe_t = torch.as_tensor(probe_np.astype(np.complex64)).to(device)
+    geometry = ScanGeometry.build(positions_xy, N, shape, device)
+    batches = _batches(positions_xy)
+    batch_geometry = [geometry.subset(torch.as_tensor(b, device=device)) for b in batches]
+    data = _Data(read_counts, batches, 4 * N * N, device)
+    n_pixels = positions_xy.shape[0] * N * N
+
+    def illumination(geom: ScanGeometry, probe_now: torch.Tensor) -> torch.Tensor:
+        weight = probe_now.abs().square().expand(geom.rows.shape[0], 1, N, N)
+        return geom.adjoint(weight.contiguous(), shape)[0]
+
+    def full_pass(obj_ri: torch.Tensor, probe_now: torch.Tensor) -> tuple[float, float]:
+        """(summed expected counts, summed deviance) over every position, no update."""
+        rate_sum, deviance = 0.0, 0.0
+        with torch.no_grad():
+            for b, geom in enumerate(batch_geometry):
+                rate = _rates(_as_complex(geom.extract(obj_ri).transpose(0, 1)), probe_now)
+                rate_sum += float(rate.sum())
+                deviance += float(poisson_deviance(rate, data[b]))
+        return rate_sum, deviance
+
+    # closed-form global scale: sum(k) = sum(lambda) at the likelihood's optimum
+    total_counts = sum(float(data[b].sum()) for b in range(len(batches)))
+    rate_sum, _ = full_pass(obj, probe_t)
+    if not rate_sum > 0:
+        raise ConfigError("the starting object predicts no signal", where="refine(start)",
+                          expected="a non-zero object under the probe", found="all-zero exit waves",
+                          hint="start from the stitched reconstruction or a flat object")
+    obj *= math.sqrt(total_counts / rate_sum)
+    start_obj = obj.clone()
+    _, deviance_before = full_pass(obj, probe_t)
+    misfit_before = deviance_before / n_pixels
+
+    full_illumination = sum(illumination(g, probe_t) for g in batch_geometry)
+    curve: list[float] = []
+    stopped_early = False
+    bar = None
+    if progress and iterations:
+        from tqdm import tqdm
+
+        bar = tqdm(total=iterations, desc="refine", unit="it", file=sys.stderr, leave=False)
+    rng = np.random.default_rng(0)
+    iteration = 0
+    velocity = torch.zeros_like(obj)
+    for iteration in range(1, iterations + 1):
+        deviance = 0.0
+        before_pass = obj.clone()
+        for b in rng.permutation(len(batches)):
+            geom, counts = batch_geometry[b], data[b]
+            with torch.no_grad():
+                patches = _as_complex(geom.extract(obj).transpose(0, 1))
+                spectrum = torch.fft.fft2(patches * probe_t, norm="ortho")
+                rate = spectrum.abs().square()
+                deviance += float(poisson_deviance(rate, counts))
+                # Newton's step per detector pixel for the Poisson likelihood in the amplitude:
+                # |F psi| -> 2 k |F psi| / (lambda + k); bounded, fixed point lambda = k
+                change = torch.fft.ifft2(spectrum * ((counts - rate) / (rate + counts + _LOG_FLOOR)), norm="ortho")
+                lit = illumination(geom, probe_t)
+                update = _complex_adjoint(geom, change * probe_t.conj(), shape)
+                obj += STEP * update / (lit + ILLUMINATION_FLOOR * lit.max())
+                if refine_probe:
+                    weight = patches.abs().square().sum(0)
+                    probe_update = (change * patches.conj()).sum(0)
+                    probe_t = probe_t + PROBE_STEP * probe_update / (weight + ILLUMINATION_FLOOR * weight.max())
+        with torch.no_grad():
+            velocity = MOMENTUM * velocity + (obj - before_pass)
+            obj += MOMENTUM * velocity
+        misfit = deviance / n_pixels
+        curve.append(misfit)
+        if bar is not None:
+            bar.set_postfix(misfit=f"{misfit:.4g}")
+            bar.update(1)
+        if on_iteration is not None:
+            on_iteration(iteration, _as_complex(obj).cpu().numpy(), misfit)
+        if tolerance > 0 and len(curve) > PATIENCE:
+            previous = curve[-1 - PATIENCE]
+            if previous - misfit < tolerance * abs(previous):
+                stopped_early = True
+                break
+    if bar is not None:
+        bar.close()
+
+    _, deviance_after = full_pass(obj, probe_t)
+    misfit_after = deviance_after / n_pixels
+    kept_start = misfit_after > misfit_before
+    if kept_start:
+        warnings.warn(
+            f"refinement raised the data misfit ({misfit_before:.4g} -> {misfit_after:.4g}); "
+            "the starting object is kept", stacklevel=2)
+        obj, misfit_after = start_obj, misfit_before
+        probe_t = torch.as_tensor(probe_np.astype(np.complex64)).to(device)
+    lit = full_illumination
+    result_obj = _as_complex(obj)
+    result_obj[lit < ILLUMINATION_FLOOR * lit.max()] = complex(float("nan"), float("nan"))
+    return RefineResult(
+        object=result_obj.cpu().numpy().astype(np.complex64),
+        probe=probe_t.detach().cpu().numpy().astype(np.complex64),
+        illumination=lit.cpu().numpy().astype(np.float32),
+        misfit_before=misfit_before,
+        misfit_after=misfit_after,
+        misfit_curve=curve,
+        iterations=iteration if iterations else 0,
+        seconds=time.perf_counter() - started,
+        stopped_early=stopped_early,
+        kept_start=kept_start,
+    )
