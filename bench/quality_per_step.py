@@ -23,6 +23,8 @@ training's collapse guard fired (an output branch went constant) or when the sti
 amplitude is flat (spread below 1e-3); its SSIMs are still reported (NaN when training was
 stopped).  Speed: training samples/s from the end of the first batch to the end of training
 (bench/reconstruction.py's timer); wall: the whole run (training, inference, metrics).
+``--stitching both`` also scores the old central-crop stitching of the same bundle (extra
+``*_central_crop`` keys in the JSON; the table shows the probe-weighted, default, one).
 
 Screening variants (bases such as ``resunet-bn``) swap the 'resunet' entry of the generator
 registry inside this process for the run: they are not canonical architectures; a bundle
@@ -198,7 +200,8 @@ def _flat(npz_path: Path) -> dict[str, float]:
     return {"amplitude": float(amp.std() / max(amp.mean(), 1e-12)), "phase": float(np.angle(vals).std())}
 
 
-def run_one(case: Case, recipe: Recipe, steps: int, seed: int, scan: Path, work: Path, budget: Budget) -> dict[str, Any]:
+def run_one(case: Case, recipe: Recipe, steps: int, seed: int, scan: Path, work: Path, budget: Budget,
+            stitchings: Sequence[str] = ("probe_weighted",)) -> dict[str, Any]:
     """Train one recipe for ``steps`` steps with training seed ``seed``, reconstruct, score."""
     from ptycho_torch.errors import TrainingCollapseError
     from ptycho_torch.factory import create_inference_payload, create_training_payload
@@ -233,10 +236,15 @@ def run_one(case: Case, recipe: Recipe, steps: int, seed: int, scan: Path, work:
                        wall_s=time.perf_counter() - started)
             return row
         train_s = time.perf_counter() - started
-        inference = run_inference(create_inference_payload(
-            config={"model_path": str(result.bundle_path), "test_data_file": str(scan), "output_dir": str(work / "recon")},
-            execution={"accelerator": "cpu", "inference_batch_size": 64},
-        ))
+        inferences = {
+            mode: run_inference(create_inference_payload(
+                config={"model_path": str(result.bundle_path), "test_data_file": str(scan),
+                        "output_dir": str(work / f"recon-{mode}"), "stitching": mode},
+                execution={"accelerator": "cpu", "inference_batch_size": 64},
+            ))
+            for mode in stitchings
+        }
+        inference = inferences[stitchings[0]]
     finally:
         registry.GENERATORS["resunet"] = saved
     spread = _flat(inference.npz_path)
@@ -244,8 +252,11 @@ def run_one(case: Case, recipe: Recipe, steps: int, seed: int, scan: Path, work:
         amp_ssim=float(inference.metrics["amp_ssim"]), phase_ssim=float(inference.metrics["phase_ssim"]),
         collapsed=bool(min(spread.values()) < FLAT_SPREAD), spread=spread, train_steps=result.global_step,
         samples_per_s=timer.samples_per_s(), train_s=train_s, wall_s=time.perf_counter() - started,
-        amplitude_png=str(inference.amplitude_png),
+        amplitude_png=str(inference.amplitude_png), stitching=stitchings[0],
     )
+    for mode, other in inferences.items():
+        row[f"amp_ssim_{mode}"] = float(other.metrics["amp_ssim"])
+        row[f"phase_ssim_{mode}"] = float(other.metrics["phase_ssim"])
     return row
 
 
@@ -296,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results file.")
     parser.add_argument("--append", action="store_true", help="Add the runs to the runs already in --out.")
     parser.add_argument("--workdir", type=Path, default=None, help="Keep scans, bundles and PNGs here.")
+    parser.add_argument("--stitching", choices=("probe_weighted", "central_crop", "both"), default="probe_weighted",
+                        help="How the scored object is stitched; 'both' scores probe_weighted (the table) and "
+                             "central_crop (extra keys in the JSON).")
     parser.add_argument("--list", action="store_true", help="Print the recipe bases and modifiers and exit.")
     return parser
 
@@ -313,6 +327,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     budget = SMOKE if args.smoke else FULL
     steps_list = [SMOKE_STEPS] if args.smoke else args.steps
+    stitchings = ("probe_weighted", "central_crop") if args.stitching == "both" else (args.stitching,)
     if any(s < 1 for s in steps_list):
         raise SystemExit("--steps must be >= 1")
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -325,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         all_runs = previous + runs
         return {
             "device": _recon_helpers().device_description("cpu"), "threads": args.threads, "torch": torch.__version__,
-            "smoke": args.smoke, "data_seed": args.data_seed, "wall_s": time.perf_counter() - started,
+            "smoke": args.smoke, "data_seed": args.data_seed, "stitching": list(stitchings), "wall_s": time.perf_counter() - started,
             "summary": summarise(all_runs), "runs": all_runs,
         }
 
@@ -346,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 for recipe in recipes:
                     for seed in args.seeds:
                         run_dir = work / f"{case.name}-{recipe.name}-{steps}-s{seed}"
-                        row = run_one(case, recipe, steps, seed, scan, run_dir, budget)
+                        row = run_one(case, recipe, steps, seed, scan, run_dir, budget, stitchings)
                         runs.append(row)
                         write()
                         print(f"  {case.name} {recipe.name} {steps} steps seed {seed}: amp {row['amp_ssim']:.3f} "

@@ -35,7 +35,7 @@ def bench():
 def smoke_run(bench, tmp_path_factory):
     out = tmp_path_factory.mktemp("qps") / "qps.json"
     returned = bench.main(["--smoke", "--cases", "gs1-curved", "gs2-disk", "--recipes", "cnn", "resunet-fno+cos+maewarm",
-                           "--seeds", "0", "--threads", "2", "--out", str(out)])
+                           "--seeds", "0", "--threads", "2", "--stitching", "both", "--out", str(out)])
     return returned, json.loads(out.read_text())
 
 
@@ -50,6 +50,7 @@ def test_runs_and_summary(bench, smoke_run):
         assert run["steps"] == bench.SMOKE_STEPS and run["train_steps"] >= 2
         assert -1 <= run["amp_ssim"] <= 1 and -1 <= run["phase_ssim"] <= 1
         assert math.isfinite(run["wall_s"]) and run["wall_s"] > 0
+        assert run["amp_ssim"] == run["amp_ssim_probe_weighted"] and -1 <= run["amp_ssim_central_crop"] <= 1
     assert {(r["case"], r["recipe"]) for r in written["summary"]} == {
         (c, r) for c in ("gs1-curved", "gs2-disk") for r in ("cnn", "resunet-fno+cos+maewarm")}
     assert "amp SSIM" in bench.format_table(written["summary"])
