@@ -14,15 +14,18 @@ are ``k = count_scale * X^2`` (``count_scale = nphotons / mean_total_intensity``
 files that store ``sqrt(counts)``).  The likelihood fixes the object's global scale: the
 start is first scaled by the closed-form best factor ``sum(k) / sum(lambda)``.
 
-Update (one "iteration" is one pass over every scan position, in mini-batches).  For a
-mini-batch B the gradient ``g`` of ``sum_B (lambda - k log lambda)`` with respect to the
-object is preconditioned by the batch's illumination ``sum_B E_k^T |P|^2`` (the object
-update of ePIE/LSQML): ``O <- O - STEP * g / (illum + floor)``.  With ``STEP = 1/4`` a pixel
-lit by one position takes exactly Newton's step for the amplitude ``|F psi|`` towards
-``sqrt(k)`` (Heron's rule), which converges quadratically.  Mini-batches take every
-``n_batches``-th position in raster order, so positions of one batch overlap little and
-their updates add instead of averaging away.  The probe, when refined, takes the mirror
-step, preconditioned by ``sum_B |patch_k|^2``.
+Update (one "iteration" is one pass over every scan position, in mini-batches).  For each
+position of a mini-batch B the exit wave takes Newton's step for the Poisson likelihood,
+detector pixel by detector pixel: ``F psi <- F psi * 2k / (lambda + k)`` (bounded, with the
+fixed point ``lambda = k``; unlike the plain likelihood gradient it cannot explode where
+``lambda << k``).  The exit-wave changes go back to the object as in the object update of
+ePIE/LSQML: ``O <- O + STEP * sum_B E_k^T(conj(P) dpsi_k) / (illum_B + floor)`` with
+``illum_B = sum_B E_k^T |P|^2`` and ``floor = ILLUMINATION_FLOOR * max(illum_B)`` (a
+smaller floor diverged from a flat start: weakly lit pixels took huge steps).  Mini-batches
+take every ``n_batches``-th position in raster order, so positions of one batch overlap
+little and their updates add instead of averaging away.  Across passes a momentum term (as
+in mPIE) extrapolates each pass's change.  The probe, when refined, takes the mirror step,
+preconditioned by ``sum_B |patch_k|^2``.
 
 Data misfit: the mean Poisson deviance per detector pixel,
 ``2 * mean(lambda - k + k log(k / lambda))``; pure Poisson noise gives about 1 at high counts
@@ -47,6 +50,7 @@ import numpy as np
 import torch
 
 from ptycho_torch.errors import ConfigError
+from ptycho_torch.evaluate.stitch import WEIGHT_FLOOR
 from ptycho_torch.simulate.resample import DEFAULT_KERNEL_RADIUS, lanczos_weights
 
 __all__ = ["STEP", "PATIENCE", "RefineResult", "ScanGeometry", "refine_object", "poisson_deviance"]
@@ -64,8 +68,9 @@ PATIENCE = 3
 """Iterations over which the relative improvement must reach ``tolerance`` to go on."""
 
 ILLUMINATION_FLOOR = 0.05
-"""Added to the illumination, as a fraction of its maximum, before dividing by it; pixels lit
-less than this are left out of the refined object (``nan``), as in stitching."""
+"""Added to the illumination, as a fraction of its maximum, before dividing by it.  Pixels lit
+less than the stitching floor (:data:`~ptycho_torch.evaluate.stitch.WEIGHT_FLOOR`) are left
+out of the refined object (``nan``), as in stitching."""
 
 MAX_POSITIONS_PER_BATCH = 1024
 """Mini-batches hold at most this many positions (and at least 16, or all of them)."""
@@ -337,7 +342,7 @@ def refine_object(
         probe_t = torch.as_tensor(probe_np.astype(np.complex64)).to(device)
     lit = full_illumination
     result_obj = _as_complex(obj)
-    result_obj[lit < ILLUMINATION_FLOOR * lit.max()] = complex(float("nan"), float("nan"))
+    result_obj[lit < WEIGHT_FLOOR * lit.max()] = complex(float("nan"), float("nan"))  # as stitching does
     return RefineResult(
         object=result_obj.cpu().numpy().astype(np.complex64),
         probe=probe_t.detach().cpu().numpy().astype(np.complex64),

@@ -7,10 +7,11 @@ Two modes (:data:`STITCH_MODES`):
 
 - ``"probe_weighted"`` (the default of the inference workflow): every pixel of every patch
   counts, weighted by the probe intensity ``|P|^2`` there, as in the object update of
-  ePIE/LSQML: ``O = sum_k w_k O_k / (sum_k w_k + floor)``.  Pixels the probe lights well
+  ePIE/LSQML: ``O = sum_k w_k O_k / max(sum_k w_k, floor)``.  Pixels the probe lights well
   dominate; the dark rim of each patch (where the data say little) barely counts, so no
   grid at the scan step is printed into the object.  ``floor = WEIGHT_FLOOR * max(sum w)``;
-  pixels whose summed weight is below the floor are left uncovered (``nan``).
+  pixels whose summed weight is below the floor are left uncovered (``nan``), so the floor
+  never biases a covered pixel.
 - ``"central_crop"``: the central ``crop x crop`` region of each patch (``crop = N/2`` by
   default: the part the CNN predicts), averaged with uniform weight (the weight map is
   then the number of crops at each pixel).
@@ -47,8 +48,8 @@ STITCH_MODES = ("probe_weighted", "central_crop")
 """Accepted stitching modes (see the module doc)."""
 
 WEIGHT_FLOOR = 1e-3
-"""Probe-weighted mode: the floor added to the summed weight, as a fraction of its maximum;
-pixels with less summed weight than the floor are uncovered (``nan``)."""
+"""Probe-weighted mode: pixels whose summed weight is below this fraction of its maximum are
+uncovered (``nan``); the others are ``sum(w O) / sum(w)``."""
 
 
 def canvas_shape(positions_xy: np.ndarray, N: int) -> tuple[int, int]:
@@ -203,7 +204,7 @@ class ObjectStitcher:
         if self.mode == "probe_weighted":
             floor = WEIGHT_FLOOR * float(weights.max()) if self.n_added else 1.0
             covered = weights >= floor
-            denominator = weights + floor
+            denominator = weights.clamp_min(floor)
         else:
             covered = weights > 0
             denominator = weights.clamp_min(1.0)
