@@ -34,6 +34,7 @@ _LAZY = {
     "DataContractError": "ptycho_torch.errors",
     "BundleError": "ptycho_torch.errors",
     "CheckpointError": "ptycho_torch.errors",
+    "TrainingCollapseError": "ptycho_torch.errors",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

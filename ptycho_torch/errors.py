@@ -75,3 +75,9 @@ class CheckpointError(PtychoError):
     """A training checkpoint cannot be used for resuming."""
 
     kind = "checkpoint error"
+
+
+class TrainingCollapseError(PtychoError):
+    """Training collapsed: an output branch of the generator went constant (see workflows/guard.py)."""
+
+    kind = "training collapse"

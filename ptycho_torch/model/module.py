@@ -4,7 +4,7 @@ Data flow for a batch (docs/conventions.md)::
 
     diffraction X [B,C,N,N] (raw amplitude)
       -> X_norm = X * (N/2) / sqrt(mean_total_intensity)         (network input)
-      -> CNNGenerator -> object patches O [B,C,N,N] complex64
+      -> generator (model.registry) -> object patches O [B,C,N,N] complex64
       -> ForwardModel: overlap constraint (g>1, object_big) -> O * P_n / probe_scale
          (x probe mask) -> far-field amplitude A [B,C,N,N]
       -> loss(A, X_norm) with photon scales (Poisson NLL and/or MAE)
@@ -35,8 +35,9 @@ import numpy as np
 import torch
 
 from ptycho_torch.errors import ConfigError
-from ptycho_torch.model.generator import AMP_ACTIVATIONS, CNNGenerator
+from ptycho_torch.model.generator import AMP_ACTIVATIONS
 from ptycho_torch.model.optim import DEFAULT_OPTIM, OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler
+from ptycho_torch.model.registry import ARCHITECTURES, build_generator
 from ptycho_torch.physics.forward import ForwardModel, gaussian_smooth, probe_disk_mask
 from ptycho_torch.physics.loss import combined_loss
 
@@ -63,7 +64,7 @@ DEFAULT_MODEL: dict[str, object] = {
     "probe_scale": 4.0,  # the probe is divided by this
     "gaussian_smoothing_sigma": 0.0,  # Gaussian blur of the probe (pixels); 0 = off
     "model_type": "pinn",  # only 'pinn' (physics loss) is implemented
-    "architecture": "cnn",  # only 'cnn' is implemented
+    "architecture": "resunet",  # generator, a key of model.registry.GENERATORS
 }
 """Canonical ModelConfig fields with their defaults; the ``model`` dict may override any."""
 
@@ -73,7 +74,7 @@ DEFAULT_LOSS: dict[str, object] = {"nll_weight": 1.0, "mae_weight": 0.0, "torch_
 
 UNUSED_MODEL_FIELDS: dict[str, str] = {}
 """Canonical model fields accepted but not used, with the reason: none (all implemented;
-``model_type='supervised'`` and architectures other than 'cnn' are rejected)."""
+``model_type='supervised'`` and unknown architectures are rejected)."""
 
 PROBE_NORM_PER_N = 4.0
 """The normalised illumination has L2 norm ``PROBE_NORM_PER_N * N`` (see module doc)."""
@@ -97,8 +98,8 @@ def _validate(model: dict, loss: dict, optim: dict) -> None:
         raise _bad("model.N", "a power of two >= 16 (64, 128 or 256)", n, "N is the diffraction pattern size")
     if model["model_type"] != "pinn":
         raise _bad("model.model_type", "'pinn'", model["model_type"], "supervised training is not implemented here; use 'pinn'")
-    if model["architecture"] != "cnn":
-        raise _bad("model.architecture", "'cnn'", model["architecture"], "only the CNN generator is implemented")
+    if model["architecture"] not in ARCHITECTURES:
+        raise _bad("model.architecture", f"one of {ARCHITECTURES}", model["architecture"], "see docs/architectures.md")
     if model["amp_activation"] not in AMP_ACTIVATIONS:
         raise _bad("model.amp_activation", f"one of {AMP_ACTIVATIONS}", model["amp_activation"], "sigmoid is the default")
     if not (model["probe_scale"] > 0):
@@ -178,7 +179,9 @@ class PtychoPINNModule(L.LightningModule):
         self.N, self.C = n, m["gridsize"] ** 2
         self.mean_total_intensity = float(mean_total_intensity)
 
-        self.generator = CNNGenerator(n, m["gridsize"], m["n_filters_scale"], m["amp_activation"], m["probe_big"], m["pad_object"])
+        self.generator = build_generator(
+            m["architecture"], n, m["gridsize"], m["n_filters_scale"], m["amp_activation"], m["probe_big"], m["pad_object"]
+        )
         probe_n, mask = normalise_probe(probe_t, m)
         self.forward_model = ForwardModel(
             probe_n, m["probe_scale"], mask, probe_trainable, m["object_big"], m["gaussian_smoothing_sigma"]

@@ -26,6 +26,7 @@ from ptycho_torch.workflows.checkpoints import (
     checkpoint_callbacks,
     find_resume_checkpoint,
 )
+from ptycho_torch.workflows.guard import CollapseGuard
 from ptycho_torch.workflows.logging import ReconstructionImages, build_logger
 from ptycho_torch.workflows.resume import DataOrderState
 
@@ -116,6 +117,7 @@ def build_trainer(
         *checkpoint_callbacks(plan.checkpoint, output_dir / CHECKPOINT_DIRNAME),
         DataOrderState(datamodule),
         ReconstructionImages(),
+        CollapseGuard(),  # a constant output branch fails loudly (TrainingCollapseError)
         *extra_callbacks,
     ]
     all_plugins = list(plugins)

@@ -28,7 +28,7 @@ BASE_INFERENCE = InferenceConfig(**REQUIRED[InferenceConfig])
 
 #: Fields whose type admits only one valid value (nothing to walk).  A new option makes the
 #: field walkable, and this list must shrink -- deliberately.
-SINGLE_CHOICE = {"TrainingConfig.model.architecture", "TrainingConfig.model.model_type", "InferenceConfig.model.architecture"}
+SINGLE_CHOICE = {"TrainingConfig.model.model_type"}
 
 
 def _training_output(training, execution):

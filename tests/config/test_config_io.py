@@ -20,7 +20,8 @@ from ptycho_torch.factory import create_training_payload
 # changes it: recompute with
 #   python -c "from ptycho_torch.config import TrainingConfig, config_hash; print(config_hash(TrainingConfig()))"
 # and record the change (it invalidates "same hash" comparisons against older runs).
-DEFAULT_TRAINING_HASH = "c6830dc2d75e71b6ea221cb673a0dcd6c92a459446df05887c01fd8c4ae8d315"
+# issue 8: the default architecture became "resunet" (was "cnn").
+DEFAULT_TRAINING_HASH = "3f27caf6d41782719dd63522969eb0615572a5f2cf30e9c8b9de6217f25aad5f"
 
 
 def _payload(path=None, **kwargs):
@@ -124,7 +125,7 @@ def test_any_field_change_changes_the_hash(path):
 def test_fields_without_alternative_are_the_known_ones():
     """Only single-choice fields have no variant; a new choice must join the walk above."""
     fixed = sorted(p for p, pairs in HASH_VARIANTS.items() if not pairs)
-    assert fixed == ["model.architecture", "model.model_type"]
+    assert fixed == ["model.model_type"]
 
 
 # -- reading errors ----------------------------------------------------------------------------
