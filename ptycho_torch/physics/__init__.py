@@ -4,6 +4,7 @@ shifts   -- sub-pixel translation (bilinear or Lanczos-3) of ``[B, C, H, W]`` te
 overlap  -- the overlap constraint for gridsize > 1 (neighbouring patches averaged)
 forward  -- illumination, far-field amplitude, probe mask, :class:`ForwardModel`
 loss     -- Poisson NLL and MAE on diffraction amplitudes
+precision -- keep these stages in float32 under mixed-precision autocast
 """
 
 from ptycho_torch.physics.forward import (

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ptycho_torch.physics.overlap import overlap_constraint
+from ptycho_torch.physics.precision import float32_region, to_float32
 
 __all__ = [
     "INTENSITY_FLOOR",
@@ -156,8 +157,17 @@ class ForwardModel(nn.Module):
         return patches
 
     def forward(self, patches: torch.Tensor, offsets_xy: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(amplitude [B, C, N, N] float32, constrained patches [B, C, N, N] complex64)``."""
-        obj = self.constrain(patches, offsets_xy)
-        probe = gaussian_smooth(self.probe, self.gaussian_smoothing_sigma)
-        psi = illuminate(obj, probe, self.probe_scale, self.probe_mask)
-        return far_field_amplitude(psi), obj
+        """Return ``(amplitude [B, C, N, N] float32, constrained patches [B, C, N, N] complex64)``.
+
+        Always evaluated in float32, also inside a mixed-precision autocast region (see
+        :mod:`ptycho_torch.physics.precision` for why): autocast is switched off here and
+        low-precision inputs are cast up first.
+        """
+        with float32_region(patches):
+            patches = to_float32(patches)
+            if offsets_xy is not None:
+                offsets_xy = to_float32(offsets_xy)
+            obj = self.constrain(patches, offsets_xy)
+            probe = gaussian_smooth(self.probe, self.gaussian_smoothing_sigma)
+            psi = illuminate(obj, probe, self.probe_scale, self.probe_mask)
+            return far_field_amplitude(psi), obj

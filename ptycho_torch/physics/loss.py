@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from ptycho_torch.physics.precision import float32_region, to_float32
+
 __all__ = ["RATE_FLOOR", "poisson_nll", "amplitude_mae", "combined_loss"]
 
 RATE_FLOOR = 1e-8
@@ -55,12 +57,22 @@ def combined_loss(
     nll_weight: float = 1.0,
     mae_weight: float = 0.0,
 ) -> torch.Tensor:
-    """``nll_weight * poisson_nll + mae_weight * amplitude_mae``; a zero weight skips its term."""
+    """``nll_weight * poisson_nll + mae_weight * amplitude_mae``; a zero weight skips its term.
+
+    Evaluated in float32 even inside a mixed-precision autocast region (the NLL of counts
+    up to ~1e9 is meaningless at bf16's 8-bit mantissa; :mod:`ptycho_torch.physics.precision`).
+    """
     if nll_weight == 0 and mae_weight == 0:
         raise ValueError("combined_loss: nll_weight and mae_weight are both 0; nothing to minimise")
-    total = pred_amplitude.new_zeros(())
-    if nll_weight:
-        total = total + nll_weight * poisson_nll(pred_amplitude, measured_amplitude, pred_scale, measured_scale)
-    if mae_weight:
-        total = total + mae_weight * amplitude_mae(pred_amplitude, measured_amplitude, pred_scale, measured_scale)
-    return total
+    with float32_region(pred_amplitude):
+        pred_amplitude, measured_amplitude = to_float32(pred_amplitude), to_float32(measured_amplitude)
+        if torch.is_tensor(pred_scale):
+            pred_scale = to_float32(pred_scale)
+        if torch.is_tensor(measured_scale):
+            measured_scale = to_float32(measured_scale)
+        total = pred_amplitude.new_zeros(())
+        if nll_weight:
+            total = total + nll_weight * poisson_nll(pred_amplitude, measured_amplitude, pred_scale, measured_scale)
+        if mae_weight:
+            total = total + mae_weight * amplitude_mae(pred_amplitude, measured_amplitude, pred_scale, measured_scale)
+        return total

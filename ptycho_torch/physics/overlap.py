@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import torch
 
-from ptycho_torch.physics.shifts import KERNEL_REACH, translate
+from ptycho_torch.physics.shifts import KERNEL_REACH, translate_parts
 
 __all__ = ["COUNT_EPS", "SUBPIXEL_KERNEL", "SUBPIXEL_MARGIN", "central_mask", "relative_shifts", "overlap_constraint"]
 
@@ -85,19 +85,41 @@ def relative_shifts(offsets_xy: torch.Tensor) -> torch.Tensor:
     return offsets_xy[:, None, :, :] - offsets_xy[:, :, None, :]
 
 
+def _off_diagonal(c: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices ``(c_idx, j_idx)`` of the ``C*(C-1)`` ordered pairs ``c != j``."""
+    cc, jj = torch.meshgrid(torch.arange(c, device=device), torch.arange(c, device=device), indexing="ij")
+    keep = cc != jj
+    return cc[keep], jj[keep]
+
+
 def overlap_constraint(patches: torch.Tensor, offsets_xy: torch.Tensor) -> torch.Tensor:
     """Average each patch with its group's neighbours where their masks overlap (same shape/dtype).
 
     ``patches``: ``[B, C, N, N]`` (complex64 object patches); ``offsets_xy``: ``[B, C, 2]``
     pixel offsets from the group centre.  With ``C == 1`` this applies the central mask
     and the ``COUNT_EPS`` floor only.
+
+    Cost: a patch's own term is its central mask times itself (no shift); only the
+    ``C*(C-1)`` neighbour pairs are translated, band by band
+    (:func:`~ptycho_torch.physics.shifts.translate_parts`), on the patches' device.  Their
+    samples whose source lies outside the neighbour's patch are not zero-filled: the moved
+    mask is zero there (it sits at least ``N/4 - 1 - KERNEL_REACH`` px inside the patch),
+    so those samples never reach the output.
     """
     b, c, n, _ = patches.shape
     real_dtype = patches.real.dtype if patches.is_complex() else patches.dtype
-    shifts = relative_shifts(offsets_xy.to(device=patches.device, dtype=real_dtype)).reshape(b, c * c, 2)
-    weights = _moved_masks(shifts, n).view(b, c, c, n, n)
-    sources = patches[:, None].expand(b, c, c, n, n).reshape(b, c * c, n, n)
-    moved = translate(sources, shifts, SUBPIXEL_KERNEL).view(b, c, c, n, n)
-    total = (weights * moved).sum(dim=2)
-    count = weights.sum(dim=2)
+    own_mask = central_mask(n, dtype=real_dtype, device=patches.device)
+    total, count = patches * own_mask, own_mask.expand(b, c, n, n)
+    if c > 1:
+        ci, ji = _off_diagonal(c, patches.device)
+        rel = relative_shifts(offsets_xy.to(device=patches.device, dtype=real_dtype))[:, ci, ji]  # [B, K, 2]
+        k = ci.numel()
+        weights = _moved_masks(rel, n)  # [B, K, N, N]
+        parts = torch.view_as_real(patches) if patches.is_complex() else patches[..., None]
+        sources = torch.index_select(parts, 1, ji).reshape(b * k, n, n, -1)
+        moved = translate_parts(sources, rel.reshape(b * k, 2), SUBPIXEL_KERNEL, zero_fill=False).view(b, k, n, n, -1)
+        moved = torch.view_as_complex(moved) if patches.is_complex() else moved[..., 0]
+        # sum each target c's C-1 neighbours: pairs are ordered by c, C-1 per target
+        total = total + (weights * moved).view(b, c, c - 1, n, n).sum(dim=2)
+        count = count + weights.view(b, c, c - 1, n, n).sum(dim=2)
     return total / (count + COUNT_EPS)

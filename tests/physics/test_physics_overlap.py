@@ -172,3 +172,22 @@ def test_moved_masks_equal_the_bilinear_translation_of_the_mask():
     masks = torch.where(on_grid, central_mask(n), central_mask(n, SUBPIXEL_MARGIN)).expand(1, 6, n, n)
     expected = translate(masks.contiguous(), shifts, "bilinear")
     assert torch.allclose(_moved_masks(shifts, n), expected, atol=1e-6, rtol=0)
+
+
+def test_banded_constraint_matches_the_dense_all_pairs_formulation():
+    """The shipped constraint (own terms unshifted, neighbours banded, no zero fill outside
+    the masks) equals the formula evaluated with dense shift matrices over all C*C pairs."""
+    from ptycho_torch.physics.overlap import SUBPIXEL_KERNEL, _moved_masks
+    from ptycho_torch.physics.shifts import translate_dense
+
+    b, c, n = 3, 4, 32
+    g = torch.Generator().manual_seed(9)
+    patches = torch.complex(torch.randn(b, c, n, n, generator=g), torch.randn(b, c, n, n, generator=g))
+    offsets = torch.tensor([[-4.0, -4.0], [4.0, -4.0], [-4.0, 4.0], [4.0, 4.0]]) + torch.randn(b, c, 2, generator=g)
+    offsets[0] = offsets[0].round()  # one group on the pixel grid
+    shifts = relative_shifts(offsets).reshape(b, c * c, 2)
+    weights = _moved_masks(shifts, n).view(b, c, c, n, n)
+    sources = patches[:, None].expand(b, c, c, n, n).reshape(b, c * c, n, n)
+    moved = translate_dense(sources, shifts, SUBPIXEL_KERNEL).view(b, c, c, n, n)
+    expected = (weights * moved).sum(dim=2) / (weights.sum(dim=2) + COUNT_EPS)
+    assert torch.allclose(overlap_constraint(patches, offsets), expected, atol=2e-6, rtol=0)

@@ -107,3 +107,39 @@ def test_lanczos_weights_sum_to_one_and_keep_a_constant_interior():
 def test_unknown_kernel_is_rejected():
     with pytest.raises(ValueError, match="kernel"):
         translate(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 2), "cubic")
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_banded_translate_equals_the_dense_matrix_form_values_and_gradients(kernel):
+    from ptycho_torch.physics.shifts import translate_dense
+
+    g = torch.Generator().manual_seed(7)
+    img = torch.complex(torch.randn(2, 3, 24, 20, generator=g), torch.randn(2, 3, 24, 20, generator=g)).to(torch.complex128)
+    # sub-pixel, whole, negative and beyond-the-image shifts
+    shifts = torch.tensor([[[0.3, -1.7], [2.5, 4.0], [-6.25, 0.5]], [[11.9, -3.01], [-30.0, 2.2], [0.0, 0.0]]], dtype=torch.float64)
+    a_img, a_sh = img.clone().requires_grad_(True), shifts.clone().requires_grad_(True)
+    b_img, b_sh = img.clone().requires_grad_(True), shifts.clone().requires_grad_(True)
+    banded, dense = translate(a_img, a_sh, kernel), translate_dense(b_img, b_sh, kernel)
+    assert banded.dtype == dense.dtype == torch.complex128
+    assert torch.allclose(banded, dense, atol=1e-12, rtol=0)
+    probe = torch.randn(banded.shape, generator=g, dtype=torch.float64)
+    (banded.real * probe + banded.imag * probe.flip(-1)).sum().backward()
+    (dense.real * probe + dense.imag * probe.flip(-1)).sum().backward()
+    assert torch.allclose(a_img.grad, b_img.grad, atol=1e-12, rtol=0)
+    assert torch.allclose(a_sh.grad, b_sh.grad, atol=1e-9, rtol=0)
+
+
+def test_translate_parts_without_zero_fill_differs_only_where_sources_are_outside():
+    from ptycho_torch.physics.shifts import translate_parts
+
+    g = torch.Generator().manual_seed(8)
+    src = torch.randn(3, 16, 16, 2, generator=g)
+    shifts = torch.tensor([[2.4, -1.5], [-3.0, 0.0], [0.7, 5.2]])
+    filled, clamped = translate_parts(src, shifts, "lanczos3"), translate_parts(src, shifts, "lanczos3", zero_fill=False)
+    # pixels whose taps all read inside the image agree; the rest differ
+    for m, (sx, sy) in enumerate(shifts.tolist()):
+        x0, x1 = int(torch.tensor(sx).floor()) + 3, 16 + int(torch.tensor(sx).floor()) - 3
+        y0, y1 = int(torch.tensor(sy).floor()) + 3, 16 + int(torch.tensor(sy).floor()) - 3
+        inner = (slice(max(y0, 0), min(y1, 16)), slice(max(x0, 0), min(x1, 16)))
+        assert torch.allclose(filled[m][inner], clamped[m][inner], atol=1e-6)
+    assert not torch.allclose(filled, clamped)
