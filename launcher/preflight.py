@@ -8,9 +8,9 @@ real scheduler (``sinfo`` and ``sbatch --test-only``) when SLURM is there.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 from launcher import backend
@@ -63,15 +63,22 @@ def check_data_files(prepared: PreparedRun) -> None:
 
 
 def check_run_dir_writable(prepared: PreparedRun) -> None:
-    """The runs directory can be created and written (every node must see it too)."""
+    """The runs directory can be written, or created in a writable folder; creates nothing.
+
+    (A dry run or a refused request must leave no folder behind.)
+    """
     parent = prepared.run.path.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise PreflightError(f"runs directory is not writable ({exc.strerror})", where=str(parent),
-                             hint="pass --runs-dir on a writable, shared file system") from None
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    problem = None
+    if not existing.is_dir():
+        problem = f"{existing} is not a directory"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"no write permission in {existing}"
+    if problem:
+        raise PreflightError(f"runs directory is not writable ({problem})", where=str(parent),
+                             hint="pass --runs-dir on a writable, shared file system")
 
 
 def slurm_available() -> bool:

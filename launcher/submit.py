@@ -24,12 +24,29 @@ from launcher.spec import python_of, slurm_parameters
 DRY_RUN_UID = "DRY-RUN"
 
 
-def make_executor(prepared: PreparedRun, folder: Path) -> Any:
+def _render_only_executor_class() -> Any:
+    """A SlurmExecutor that can be built without ``srun`` on PATH: it only renders scripts.
+
+    submitit refuses to build its executor where ``srun`` is missing (a laptop).  A dry run
+    submits nothing, so it uses this subclass; submission always uses the real class.
+    """
+    import submitit
+
+    class RenderOnlySlurmExecutor(submitit.SlurmExecutor):
+        @classmethod
+        def affinity(cls) -> int:
+            return 1
+
+    return RenderOnlySlurmExecutor
+
+
+def make_executor(prepared: PreparedRun, folder: Path, *, render_only: bool = False) -> Any:
     """A SlurmExecutor with this run's parameters, writing its files (and per-rank logs) to ``folder``."""
     import submitit
 
     python = python_of(prepared.cluster)
-    executor = submitit.SlurmExecutor(folder=folder, python=python, max_num_timeout=0)
+    cls = _render_only_executor_class() if render_only else submitit.SlurmExecutor
+    executor = cls(folder=folder, python=python, max_num_timeout=0)
     executor.update_parameters(**slurm_parameters(prepared.cluster, prepared.resources, python))
     return executor
 
@@ -38,8 +55,9 @@ def render_sbatch(prepared: PreparedRun, array_size: int | None = None) -> str:
     """The exact sbatch script submitit would submit for this run (nothing is submitted).
 
     Uses submitit 1.5's ``_make_submission_file_text``, the function its submission calls.
+    Needs no SLURM command on PATH.
     """
-    executor = make_executor(prepared, prepared.run.logs_dir)
+    executor = make_executor(prepared, prepared.run.logs_dir, render_only=True)
     if array_size:
         executor.update_parameters(map_count=array_size)
     return executor._make_submission_file_text(executor._submitit_command_str, DRY_RUN_UID)
