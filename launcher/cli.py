@@ -82,6 +82,7 @@ def build_submit_parser() -> argparse.ArgumentParser:
     mode.add_argument("--local", action="store_true", help="run the same job here, one device, SLURM variables scrubbed")
     mode.add_argument("--dry-run", action="store_true", help="print the sbatch script, srun line, environment and Trainer arguments; submit nothing")
     parser.add_argument("--wait", action="store_true", help="block until the job ends (requeues included); exit 1 if it failed")
+    parser.add_argument("--force", action="store_true", help="with --run-id of a run whose job is still pending/running: cancel that job first")
     add_model_flags(parser, execution_fields(), _EXEC_DEST, "execution (ExecutionConfig)", {"num_nodes": ["--nodes"]})
     add_model_flags(parser, dict(ClusterConfig.model_fields), _CLUSTER_DEST, "cluster (ClusterConfig)")
     return parser
@@ -107,6 +108,7 @@ def build_lifecycle_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("resume", help="submit the run again; it continues from its newest checkpoint")
     p.add_argument("run")
     p.add_argument("--wait", action="store_true")
+    p.add_argument("--force", action="store_true", help="cancel the run's pending/running job first (else refused)")
     return parser
 
 
@@ -173,6 +175,8 @@ def main_submit(argv: Sequence[str]) -> int:
     if args.dry_run:
         print(render_dry_run(prepared))
         return 0
+    if prepared.run.exists() and not args.local:
+        registry.refuse_if_active(prepared.run, force=args.force, action="reusing --run-id")
     run = write_run(prepared, command)
     if args.local:
         code = submit.run_local(prepared)
@@ -212,6 +216,11 @@ def _submit_sweep(args: argparse.Namespace, base: Any, members: list[dict[str, A
         for p, m in zip(prepared, members):
             print(f"{p.run.run_id}: {json.dumps(m, sort_keys=True)}")
         return 0
+    from launcher import registry
+
+    for p in prepared:
+        if p.run.exists():
+            registry.refuse_if_active(p.run, force=args.force, action="reusing --run-id")
     for p in prepared:
         write_run(p, command)
     log_dir = args.runs_dir.expanduser().resolve() / "_sweeps" / sweep_id
@@ -247,7 +256,7 @@ def render_dry_run(prepared: Any, array_size: int | None = None) -> str:
              f"## sbatch script\n{script.rstrip()}",
              f"## srun line\n{srun}",
              "## environment of every task\n" + "\n".join(f"{k}={v}" for k, v in env.items())
-             + "\nSRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK\nMASTER_PORT=(chosen by the batch step: python -m launcher.rendezvous)",
+             + "\nSRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK\nMASTER_PORT=(chosen by the batch step from the job id, in shell)",
              "## Lightning Trainer arguments\n" + json.dumps(trainer, indent=2, sort_keys=True, default=str)]
     return "\n\n".join(parts)
 
@@ -292,11 +301,11 @@ def main_lifecycle(argv: Sequence[str]) -> int:
         job_id = registry.cancel(run)
         print(f"cancelled job {job_id} of run {run.run_id}")
         return 0
-    return _resume(run, args.wait)
+    return _resume(run, args.wait, args.force)
 
 
-def _resume(run: Any, wait: bool) -> int:
-    from launcher import backend, submit
+def _resume(run: Any, wait: bool, force: bool = False) -> int:
+    from launcher import backend, registry, submit
     from launcher.config import build_cluster_config
     from launcher.prepare import PreparedRun
     from launcher.preflight import run_preflight
@@ -311,6 +320,8 @@ def _resume(run: Any, wait: bool) -> int:
         raise PreflightError("config/run.yaml no longer matches the launched config", where=str(run.config_file),
                              hint="launch a new run instead of resuming this one")
     run_preflight(prepared, scheduler=mode != "local")
+    if mode != "local":
+        registry.refuse_if_active(run, force=force, action="resume")
     run.update_state(requeues=0)
     if mode == "local":
         return 0 if submit.run_local(prepared) == 0 else 1

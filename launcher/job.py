@@ -111,7 +111,15 @@ def run_job(run_dir: str | Path) -> dict[str, Any]:
     """Train the run in ``run_dir`` on this rank; returns rank 0's summary (every rank returns one)."""
     from launcher.preempt import PreemptionCallback, PreemptionFlag, PreemptionStop
 
+    from launcher.runlock import LOCKED_EXIT, RunLocked, claim, wait_for_claim
+
     run, info = RunDir(Path(run_dir)), RankInfo.from_env()
+    try:  # one job per run: a job that finds the run held by another live job touches nothing
+        claim(run) if info.rank == 0 else wait_for_claim(run)
+    except RunLocked as held:
+        print(f"[launcher] rank {info.rank}: {held}; job {info.job_id} exits without touching run {run.run_id}",
+              file=sys.stderr, flush=True)
+        raise SystemExit(LOCKED_EXIT) from None
     flag = PreemptionFlag().install()
     threads = configure_threads()
     print(f"[launcher] rank {info.rank}/{info.world_size} on {info.node} job {info.job_id} threads {threads}", flush=True)
@@ -165,6 +173,9 @@ def run_job(run_dir: str | Path) -> dict[str, Any]:
     if info.rank == 0:
         run.update_state(status="COMPLETED", finished_at=time.time(), trained_hash=result.config_hash,
                          global_step=summary["global_step"], bundle=summary["bundle"], world_size=summary["world_size"])
+        from launcher.runlock import release
+
+        release(run)
     return summary
 
 

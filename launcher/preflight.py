@@ -62,6 +62,18 @@ def check_data_files(prepared: PreparedRun) -> None:
         backend.open_scan(path)  # raises DataContractError with file, key, expected and found
 
 
+def check_python(prepared: PreparedRun) -> None:
+    """Without a container, the interpreter's first word must be a command here (shared software)."""
+    cluster = prepared.cluster
+    if cluster.container or not cluster.python:
+        return
+    first = cluster.python[0]
+    if shutil.which(first) is None:
+        raise PreflightError("interpreter not found", where="cluster.python", found=repr(first),
+                             expected="a command on PATH or a path to python",
+                             hint="--python takes words, e.g. --python 'env python3'; shell code is not run")
+
+
 def check_run_dir_writable(prepared: PreparedRun) -> None:
     """The runs directory can be written, or created in a writable folder; creates nothing.
 
@@ -132,6 +144,7 @@ def run_preflight(prepared: PreparedRun, *, scheduler: bool) -> None:
     check_lightning_rules(prepared)
     check_signal_timing(prepared)
     check_data_files(prepared)
+    check_python(prepared)
     check_run_dir_writable(prepared)
     if scheduler:
         check_scheduler(prepared)

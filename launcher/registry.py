@@ -53,6 +53,39 @@ def scheduler_state(job_id: str) -> str | None:
     return None
 
 
+def active_jobs(run: RunDir) -> list[tuple[str, str]]:
+    """(job id, state) of every job of the run that the scheduler still has pending or running."""
+    out = []
+    for job_id in run.launch().get("job_ids") or []:
+        state = scheduler_state(str(job_id))
+        if state is not None and state not in TERMINAL_STATES:
+            out.append((str(job_id), state))
+    return out
+
+
+def refuse_if_active(run: RunDir, *, force: bool, action: str) -> None:
+    """Exit-2 error while a job of ``run`` is pending/running; with ``force`` cancel it and wait until it ended."""
+    from launcher.errors import PreflightError
+
+    active = active_jobs(run)
+    if not active:
+        return
+    names = ", ".join(f"job {j} {s}" for j, s in active)
+    if not force:
+        raise PreflightError(f"run {run.run_id} already has a live job; {action} would train a second job into the same run directory",
+                             where=f"run {run.run_id}", found=names,
+                             hint=f"wait for it (`ptycho-launch status {run.run_id}`), `ptycho-launch cancel {run.run_id}`, or pass --force to cancel it first")
+    for job_id, _ in active:
+        subprocess.run(["scancel", job_id], capture_output=True, text=True, timeout=_TIMEOUT_S)
+    end = time.monotonic() + 120
+    while active_jobs(run):
+        if time.monotonic() > end:
+            raise SubmitError("the run's job did not end after scancel", where=f"run {run.run_id}", found=names,
+                              hint="check `squeue`; try again when it has left the queue")
+        time.sleep(0.5)
+    run.update_state(status="CANCELLED", cancelled_by="--force")
+
+
 def run_status(run: RunDir) -> dict[str, Any]:
     """One run's status: scheduler state, training state, step, attempts, error, bundle."""
     launch, state = run.launch(), run.state()

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from launcher.errors import SubmitError
 from launcher.job import TrainJob
 from launcher.prepare import PreparedRun
-from launcher.spec import python_of, slurm_parameters
+from launcher.spec import python_command, python_of, slurm_parameters
 
 DRY_RUN_UID = "DRY-RUN"
 
@@ -44,10 +44,9 @@ def make_executor(prepared: PreparedRun, folder: Path, *, render_only: bool = Fa
     """A SlurmExecutor with this run's parameters, writing its files (and per-rank logs) to ``folder``."""
     import submitit
 
-    python = python_of(prepared.cluster)
     cls = _render_only_executor_class() if render_only else submitit.SlurmExecutor
-    executor = cls(folder=folder, python=python, max_num_timeout=0)
-    executor.update_parameters(**slurm_parameters(prepared.cluster, prepared.resources, python))
+    executor = cls(folder=folder, python=python_command(prepared.cluster), max_num_timeout=0)
+    executor.update_parameters(**slurm_parameters(prepared.cluster, prepared.resources))
     return executor
 
 
@@ -114,7 +113,7 @@ def run_local(prepared: PreparedRun, *, echo: bool = True) -> int:
     env.update(prepared.cluster.env)
     run.update_launch(job_ids=[])
     out_path, err_path = run.logs_dir / "local_0_log.out", run.logs_dir / "local_0_log.err"
-    cmd = [python_of(prepared.cluster), "-u", "-m", "launcher.job", "run", str(run.path)]
+    cmd = [*python_of(prepared.cluster), "-u", "-m", "launcher.job", "run", str(run.path)]
     with out_path.open("a", encoding="utf-8") as out, err_path.open("a", encoding="utf-8") as err:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
         assert proc.stdout is not None
