@@ -127,7 +127,7 @@ def run_job(run_dir: str | Path) -> dict[str, Any]:
     if info.rank == 0:
         state = run.state()
         run.update_state(status="RUNNING", attempts=int(state.get("attempts", 0)) + 1, job_id=info.job_id,
-                         started_at=time.time(), world_size=info.world_size, error=None)
+                         started_at=time.time(), world_size=info.world_size, error=None, cancel_requested_at=None)
     run.write_rank_record(info.rank, status="RUNNING", world_size=info.world_size, node=info.node, job_id=info.job_id,
                           pid=os.getpid(), error=None)
     try:
@@ -135,6 +135,17 @@ def run_job(run_dir: str | Path) -> dict[str, Any]:
         if payload.config_hash != submitted:
             raise SubmitError("the job's config hash differs from the submitted one", where=str(run.config_file),
                               expected=str(submitted), found=payload.config_hash, hint="do not edit config/run.yaml of a launched run")
+        from launcher.config import build_cluster_config
+        from launcher.heartbeat import Heartbeat, process_group_timeout_s
+
+        cluster = build_cluster_config(payload.cluster, where=f"{run.config_file}:cluster")
+        overrides = {}
+        if payload.plan.trainer.get("strategy") == "ddp" and info.world_size > 1:
+            from datetime import timedelta
+
+            from lightning.pytorch.strategies import DDPStrategy
+
+            overrides["strategy"] = DDPStrategy(timeout=timedelta(seconds=process_group_timeout_s(cluster.hang_timeout_s)))
         plugins = []
         if info.under_slurm:
             from lightning.pytorch.plugins.environments import SLURMEnvironment
@@ -143,9 +154,11 @@ def run_job(run_dir: str | Path) -> dict[str, Any]:
         preempt = PreemptionCallback(flag, run.checkpoints_dir)
         from launcher.faults import fault_callbacks
 
-        callbacks = [preempt, _progress_callback(run, info), *fault_callbacks(info.rank)]
-        result = backend.run_training(payload, extra_callbacks=callbacks,
-                                      plugins=plugins, resume="auto")
+        heartbeat = Heartbeat(run, info.rank, info.world_size, cluster.hang_timeout_s)
+        attempt = int(run.state().get("attempts", 1))
+        callbacks = [preempt, heartbeat, _progress_callback(run, info), *fault_callbacks(info.rank, attempt), heartbeat.late()]
+        result = backend.run_training(payload, extra_callbacks=callbacks, plugins=plugins, resume="auto",
+                                      trainer_overrides=overrides)
     except PreemptionStop as stop:
         run.write_rank_record(info.rank, status="PREEMPTED", global_step=stop.global_step)
         finish_distributed()

@@ -88,18 +88,27 @@ MASTER_PORT_LINE = ("MASTER_PORT=$(( {low} + ${{SLURM_JOB_ID:-0}} % {span} )); f
                     ).format(low=PORT_LOW, span=PORT_HIGH - PORT_LOW, probes=PROBES)
 
 
-def setup_lines(cluster: ClusterConfig, res: Resources) -> list[str]:
+def aftercare_trap(cluster: ClusterConfig, run_dir: str) -> str:
+    """``trap ... EXIT``: when srun fails, :mod:`launcher.aftercare` requeues hangs and killed ranks."""
+    inner = f"rc=$?; [ $rc -eq 0 ] || {python_command(cluster)} -m launcher.aftercare {shlex.quote(str(run_dir))} $rc || true"
+    return f"trap {shlex.quote(inner)} EXIT"
+
+
+def setup_lines(cluster: ClusterConfig, res: Resources, run_dir: str | None = None) -> list[str]:
     """Batch-script lines before srun: ``set -e``, the user's setup, exports, SRUN_CPUS_PER_TASK, MASTER_PORT.
 
     ``set -e`` first: a failing setup line (module load, conda activate) ends the job there.
+    With ``run_dir`` (one run, not an array) an EXIT trap runs the after-srun step.
     """
     lines = ["set -e", *cluster.setup]
     lines += [f"export {key}={shlex.quote(value)}" for key, value in task_environment(cluster, res).items()]
     lines += ["export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK", MASTER_PORT_LINE]
+    if run_dir is not None:
+        lines.append(aftercare_trap(cluster, run_dir))
     return lines
 
 
-def slurm_parameters(cluster: ClusterConfig, res: Resources) -> dict[str, Any]:
+def slurm_parameters(cluster: ClusterConfig, res: Resources, run_dir: str | None = None) -> dict[str, Any]:
     """Keyword arguments for ``submitit.SlurmExecutor.update_parameters`` (sbatch names)."""
     params: dict[str, Any] = {
         "job_name": cluster.job_name,
@@ -108,7 +117,7 @@ def slurm_parameters(cluster: ClusterConfig, res: Resources) -> dict[str, Any]:
         "cpus_per_task": cpus_per_task(cluster, res),
         "time": cluster.time_min,
         "signal_delay_s": cluster.signal_lead_s,
-        "setup": setup_lines(cluster, res),
+        "setup": setup_lines(cluster, res, run_dir),
         "srun_args": list(SRUN_ARGS),
         "additional_parameters": {"requeue": True},
     }

@@ -40,13 +40,14 @@ def _render_only_executor_class() -> Any:
     return RenderOnlySlurmExecutor
 
 
-def make_executor(prepared: PreparedRun, folder: Path, *, render_only: bool = False) -> Any:
+def make_executor(prepared: PreparedRun, folder: Path, *, render_only: bool = False, single_run: bool = True) -> Any:
     """A SlurmExecutor with this run's parameters, writing its files (and per-rank logs) to ``folder``."""
     import submitit
 
     cls = _render_only_executor_class() if render_only else submitit.SlurmExecutor
     executor = cls(folder=folder, python=python_command(prepared.cluster), max_num_timeout=0)
-    executor.update_parameters(**slurm_parameters(prepared.cluster, prepared.resources))
+    run_dir = str(prepared.run.path) if single_run else None  # an array's tasks have different runs
+    executor.update_parameters(**slurm_parameters(prepared.cluster, prepared.resources, run_dir))
     return executor
 
 
@@ -56,7 +57,7 @@ def render_sbatch(prepared: PreparedRun, array_size: int | None = None) -> str:
     Uses submitit 1.5's ``_make_submission_file_text``, the function its submission calls.
     Needs no SLURM command on PATH.
     """
-    executor = make_executor(prepared, prepared.run.logs_dir, render_only=True)
+    executor = make_executor(prepared, prepared.run.logs_dir, render_only=True, single_run=not array_size)
     if array_size:
         executor.update_parameters(map_count=array_size)
     return executor._make_submission_file_text(executor._submitit_command_str, DRY_RUN_UID)
@@ -84,7 +85,7 @@ def submit_run(prepared: PreparedRun) -> str:
 def submit_sweep(prepared: Sequence[PreparedRun], log_dir: Path) -> list[str]:
     """Submit several runs as one job array; every task trains its own run directory."""
     first = prepared[0]
-    executor = make_executor(first, log_dir)
+    executor = make_executor(first, log_dir, single_run=False)
     try:
         with executor.batch():
             jobs = [executor.submit(TrainJob(p.run.path)) for p in prepared]
