@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from launcher.config import ClusterConfig
-from launcher.errors import ClusterConfigError, PreflightError
+from launcher.errors import ClusterConfigError, PreflightError, RunNotFoundError
 
 SUBCOMMANDS = ("status", "logs", "cancel", "list", "resume")
 _EXEC_DEST = "exec__"
@@ -283,6 +283,11 @@ def main_lifecycle(argv: Sequence[str]) -> int:
         print(json.dumps(info, indent=2) if args.json else registry.format_status(info))
         return 0
     if args.command == "logs":
+        world = int(run.state().get("world_size") or run.launch().get("world_size") or 1)
+        if args.rank is not None and not 0 <= args.rank < world:
+            raise RunNotFoundError("no such rank", where="--rank", expected=f"0..{world - 1} (world size {world})",
+                                   found=str(args.rank), hint="omit --rank to see every rank")
+        registry.run_status(run)  # reconcile the record with the scheduler
         files = [f for f in registry.log_files(run, rank=args.rank) if not args.stderr or f.suffix == ".err"]
         if not files and not args.follow:
             print(f"no logs yet for run {run.run_id} (job {run.job_id or '-'})", file=sys.stderr)
@@ -298,6 +303,11 @@ def main_lifecycle(argv: Sequence[str]) -> int:
         registry.print_logs(files, follow=args.follow, stop_when=ended)
         return 0
     if args.command == "cancel":
+        sched = registry.scheduler_state(run.job_id) if run.job_id else None
+        if sched is not None and sched in registry.TERMINAL_STATES:
+            info = registry.run_status(run)
+            print(f"job {run.job_id} of run {run.run_id} already ended ({sched}); nothing to cancel (training {info['status']})")
+            return 0
         job_id = registry.cancel(run)
         print(f"cancelled job {job_id} of run {run.run_id}")
         return 0

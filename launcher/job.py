@@ -78,8 +78,12 @@ def requeue(run: RunDir, info: RankInfo) -> bool:
     used = int(state.get("requeues", 0))
     if not info.under_slurm or used >= budget:
         return False
-    run.update_state(status="REQUEUED", requeues=used + 1)
-    subprocess.run(["scontrol", "requeue", str(info.job_id)], check=True, timeout=60, capture_output=True)
+    run.update_state(status="REQUEUED", requeues=used + 1, requeue_reason="preemption or time-limit signal")
+    out = subprocess.run(["scontrol", "requeue", str(info.job_id)], timeout=60, capture_output=True, text=True)
+    if out.returncode != 0:  # refused (e.g. the site forbids requeue): say so instead of REQUEUED forever
+        run.update_state(status="PREEMPTED", requeues=used, requeue_reason=None,
+                         error=f"scontrol requeue refused: {' '.join(out.stderr.split())[:200]}; `ptycho-launch resume RUN` continues")
+        return False
     return True
 
 
@@ -162,6 +166,9 @@ def run_job(run_dir: str | Path) -> dict[str, Any]:
     except PreemptionStop as stop:
         run.write_rank_record(info.rank, status="PREEMPTED", global_step=stop.global_step)
         finish_distributed()
+        if info.rank != 0:  # rank 0 alone decides on the requeue; the others end quietly
+            print(f"[launcher] rank {info.rank}: preempted at step {stop.global_step}", flush=True)
+            raise SystemExit(REQUEUE_EXIT) from None
         if info.rank == 0:
             run.update_state(preempted_at_step=stop.global_step, preempt_checkpoint=str(stop.checkpoint))
             if requeue(run, info):
