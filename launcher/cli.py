@@ -27,6 +27,16 @@ _EXEC_DEST = "exec__"
 _CLUSTER_DEST = "cluster__"
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line naming the flag with a HINT (exit 2), not a usage dump."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        from launcher.errors import UsageError
+
+        flag = next((tok.strip("'\",:") for tok in message.split() if tok.startswith(("--", "'--", "-"))), "command line")
+        raise UsageError(" ".join(message.split()), where=flag, hint=f"`{self.prog} --help` lists every flag and its type")
+
+
 def _flag_type(annotation: Any) -> tuple[str, Any]:
     """(kind, converter) of a field annotation: bool, choices, int, float or str."""
     if typing.get_origin(annotation) in (list, dict):
@@ -66,7 +76,7 @@ def build_submit_parser() -> argparse.ArgumentParser:
     from launcher.backend import execution_fields
     from launcher.rundir import default_runs_dir
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="ptycho-launch", description="Train ptycho_torch on SLURM through submitit, or locally.",
         epilog="Lifecycle: ptycho-launch status [RUN] | logs RUN [--rank R] [-f] | cancel RUN | resume RUN | list")
     parser.add_argument("--config", required=True, type=Path, help="run file (YAML/JSON): training config with optional execution: and cluster: sections")
@@ -91,9 +101,9 @@ def build_submit_parser() -> argparse.ArgumentParser:
 def build_lifecycle_parser() -> argparse.ArgumentParser:
     from launcher.rundir import default_runs_dir
 
-    parser = argparse.ArgumentParser(prog="ptycho-launch", description="Follow launched runs.")
+    parser = OneLineParser(prog="ptycho-launch", description="Follow launched runs.")
     parser.add_argument("--runs-dir", type=Path, default=default_runs_dir(), help="where run directories are")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     p = sub.add_parser("status", help="scheduler and training state of a run (all runs without RUN)")
     p.add_argument("run", nargs="?")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -82,6 +82,21 @@ class ClusterConfig(BaseModel):
         time_to_minutes(value)
         return value
 
+    @field_validator("job_name", "partition", "account", "qos", "constraint")
+    @classmethod
+    def _one_token(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(ch.isspace() or ord(ch) < 32 for ch in value)):
+            raise ValueError("expected one word: no spaces, newlines or control characters")
+        return value
+
+    @field_validator("setup")
+    @classmethod
+    def _one_line_each(cls, value: list[str]) -> list[str]:
+        for line in value:
+            if "\n" in line or "\r" in line or "\0" in line:
+                raise ValueError("each setup entry is one shell line (give several entries instead of newlines)")
+        return value
+
     @field_validator("python", "container", mode="before")
     @classmethod
     def _split_words(cls, value: Any) -> Any:
