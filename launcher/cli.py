@@ -20,11 +20,21 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from launcher.config import ClusterConfig
-from launcher.errors import ClusterConfigError, PreflightError
+from launcher.errors import ClusterConfigError, PreflightError, RunNotFoundError
 
 SUBCOMMANDS = ("status", "logs", "cancel", "list", "resume")
 _EXEC_DEST = "exec__"
 _CLUSTER_DEST = "cluster__"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line naming the flag with a HINT (exit 2), not a usage dump."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        from launcher.errors import UsageError
+
+        flag = next((tok.strip("'\",:") for tok in message.split() if tok.startswith(("--", "'--", "-"))), "command line")
+        raise UsageError(" ".join(message.split()), where=flag, hint=f"`{self.prog} --help` lists every flag and its type")
 
 
 def _flag_type(annotation: Any) -> tuple[str, Any]:
@@ -66,7 +76,7 @@ def build_submit_parser() -> argparse.ArgumentParser:
     from launcher.backend import execution_fields
     from launcher.rundir import default_runs_dir
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="ptycho-launch", description="Train ptycho_torch on SLURM through submitit, or locally.",
         epilog="Lifecycle: ptycho-launch status [RUN] | logs RUN [--rank R] [-f] | cancel RUN | resume RUN | list")
     parser.add_argument("--config", required=True, type=Path, help="run file (YAML/JSON): training config with optional execution: and cluster: sections")
@@ -82,6 +92,7 @@ def build_submit_parser() -> argparse.ArgumentParser:
     mode.add_argument("--local", action="store_true", help="run the same job here, one device, SLURM variables scrubbed")
     mode.add_argument("--dry-run", action="store_true", help="print the sbatch script, srun line, environment and Trainer arguments; submit nothing")
     parser.add_argument("--wait", action="store_true", help="block until the job ends (requeues included); exit 1 if it failed")
+    parser.add_argument("--force", action="store_true", help="with --run-id of a run whose job is still pending/running: cancel that job first")
     add_model_flags(parser, execution_fields(), _EXEC_DEST, "execution (ExecutionConfig)", {"num_nodes": ["--nodes"]})
     add_model_flags(parser, dict(ClusterConfig.model_fields), _CLUSTER_DEST, "cluster (ClusterConfig)")
     return parser
@@ -90,9 +101,9 @@ def build_submit_parser() -> argparse.ArgumentParser:
 def build_lifecycle_parser() -> argparse.ArgumentParser:
     from launcher.rundir import default_runs_dir
 
-    parser = argparse.ArgumentParser(prog="ptycho-launch", description="Follow launched runs.")
+    parser = OneLineParser(prog="ptycho-launch", description="Follow launched runs.")
     parser.add_argument("--runs-dir", type=Path, default=default_runs_dir(), help="where run directories are")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     p = sub.add_parser("status", help="scheduler and training state of a run (all runs without RUN)")
     p.add_argument("run", nargs="?")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -107,6 +118,7 @@ def build_lifecycle_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("resume", help="submit the run again; it continues from its newest checkpoint")
     p.add_argument("run")
     p.add_argument("--wait", action="store_true")
+    p.add_argument("--force", action="store_true", help="cancel the run's pending/running job first (else refused)")
     return parser
 
 
@@ -173,6 +185,8 @@ def main_submit(argv: Sequence[str]) -> int:
     if args.dry_run:
         print(render_dry_run(prepared))
         return 0
+    if prepared.run.exists() and not args.local:
+        registry.refuse_if_active(prepared.run, force=args.force, action="reusing --run-id")
     run = write_run(prepared, command)
     if args.local:
         code = submit.run_local(prepared)
@@ -212,6 +226,11 @@ def _submit_sweep(args: argparse.Namespace, base: Any, members: list[dict[str, A
         for p, m in zip(prepared, members):
             print(f"{p.run.run_id}: {json.dumps(m, sort_keys=True)}")
         return 0
+    from launcher import registry
+
+    for p in prepared:
+        if p.run.exists():
+            registry.refuse_if_active(p.run, force=args.force, action="reusing --run-id")
     for p in prepared:
         write_run(p, command)
     log_dir = args.runs_dir.expanduser().resolve() / "_sweeps" / sweep_id
@@ -247,7 +266,7 @@ def render_dry_run(prepared: Any, array_size: int | None = None) -> str:
              f"## sbatch script\n{script.rstrip()}",
              f"## srun line\n{srun}",
              "## environment of every task\n" + "\n".join(f"{k}={v}" for k, v in env.items())
-             + "\nSRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK\nMASTER_PORT=(chosen by the batch step: python -m launcher.rendezvous)",
+             + "\nSRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK\nMASTER_PORT=(chosen by the batch step from the job id, in shell)",
              "## Lightning Trainer arguments\n" + json.dumps(trainer, indent=2, sort_keys=True, default=str)]
     return "\n\n".join(parts)
 
@@ -274,6 +293,11 @@ def main_lifecycle(argv: Sequence[str]) -> int:
         print(json.dumps(info, indent=2) if args.json else registry.format_status(info))
         return 0
     if args.command == "logs":
+        world = int(run.state().get("world_size") or run.launch().get("world_size") or 1)
+        if args.rank is not None and not 0 <= args.rank < world:
+            raise RunNotFoundError("no such rank", where="--rank", expected=f"0..{world - 1} (world size {world})",
+                                   found=str(args.rank), hint="omit --rank to see every rank")
+        registry.run_status(run)  # reconcile the record with the scheduler
         files = [f for f in registry.log_files(run, rank=args.rank) if not args.stderr or f.suffix == ".err"]
         if not files and not args.follow:
             print(f"no logs yet for run {run.run_id} (job {run.job_id or '-'})", file=sys.stderr)
@@ -289,14 +313,19 @@ def main_lifecycle(argv: Sequence[str]) -> int:
         registry.print_logs(files, follow=args.follow, stop_when=ended)
         return 0
     if args.command == "cancel":
+        sched = registry.scheduler_state(run.job_id) if run.job_id else None
+        if sched is not None and sched in registry.TERMINAL_STATES:
+            info = registry.run_status(run)
+            print(f"job {run.job_id} of run {run.run_id} already ended ({sched}); nothing to cancel (training {info['status']})")
+            return 0
         job_id = registry.cancel(run)
         print(f"cancelled job {job_id} of run {run.run_id}")
         return 0
-    return _resume(run, args.wait)
+    return _resume(run, args.wait, args.force)
 
 
-def _resume(run: Any, wait: bool) -> int:
-    from launcher import backend, submit
+def _resume(run: Any, wait: bool, force: bool = False) -> int:
+    from launcher import backend, registry, submit
     from launcher.config import build_cluster_config
     from launcher.prepare import PreparedRun
     from launcher.preflight import run_preflight
@@ -311,6 +340,8 @@ def _resume(run: Any, wait: bool) -> int:
         raise PreflightError("config/run.yaml no longer matches the launched config", where=str(run.config_file),
                              hint="launch a new run instead of resuming this one")
     run_preflight(prepared, scheduler=mode != "local")
+    if mode != "local":
+        registry.refuse_if_active(run, force=force, action="resume")
     run.update_state(requeues=0)
     if mode == "local":
         return 0 if submit.run_local(prepared) == 0 else 1

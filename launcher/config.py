@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import shlex
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -71,12 +72,44 @@ class ClusterConfig(BaseModel):
     signal_lead_s: int = Field(120, ge=10, le=3600, description="Seconds before the time limit at which SLURM sends the preemption signal (USR2).")
     checkpoint_time_s: float = Field(30.0, gt=0, le=3600, description="Upper bound, seconds, for reaching a batch boundary plus writing one checkpoint; must be below signal_lead_s.")
     requeue_budget: int = Field(3, ge=0, le=1000, description="How many times a run may requeue itself after a preemption/time-limit signal.")
-    python: str | None = Field(None, description="Python interpreter on the compute nodes; None: the one running ptycho-launch.")
+    hang_timeout_s: float | None = Field(None, ge=5, le=86400, description="Seconds without progress after which a rank counts as hung and the job ends (then requeues within the budget); None: max(300, 20 x the median step time). The process-group collective timeout is this plus 60 s.")
+    python: list[str] | None = Field(None, description="Python interpreter on the compute nodes, as words (a string is split like a shell would, e.g. 'env python3'); every word is quoted in the script, so no shell code runs; None: the one running ptycho-launch.")
+    container: list[str] | None = Field(None, description="Command prefix that runs each task in a container, as words, e.g. 'apptainer exec --nv image.sif' (placed before python; every word quoted).")
 
     @field_validator("time")
     @classmethod
     def _check_time(cls, value: str) -> str:
         time_to_minutes(value)
+        return value
+
+    @field_validator("job_name", "partition", "account", "qos", "constraint")
+    @classmethod
+    def _one_token(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(ch.isspace() or ord(ch) < 32 for ch in value)):
+            raise ValueError("expected one word: no spaces, newlines or control characters")
+        return value
+
+    @field_validator("setup")
+    @classmethod
+    def _one_line_each(cls, value: list[str]) -> list[str]:
+        for line in value:
+            if "\n" in line or "\r" in line or "\0" in line:
+                raise ValueError("each setup entry is one shell line (give several entries instead of newlines)")
+        return value
+
+    @field_validator("python", "container", mode="before")
+    @classmethod
+    def _split_words(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = shlex.split(value)
+            except ValueError as exc:
+                raise ValueError(f"cannot split into words: {exc}") from None
+        if isinstance(value, (list, tuple)):
+            words = [str(w) for w in value]
+            if not words or any(not w.strip() or "\n" in w or "\0" in w for w in words):
+                raise ValueError("expected one or more non-empty words without newlines, e.g. 'env python3'")
+            return words
         return value
 
     @field_validator("mem")

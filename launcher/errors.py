@@ -41,3 +41,9 @@ class PreemptedError(PtychoError):
     """A run stopped at a preemption signal and its requeue budget is spent (it saved a checkpoint)."""
 
     kind = "preempted"
+
+
+class UsageError(PtychoError):
+    """A command-line flag is missing, unknown or has a value of the wrong type."""
+
+    kind = "usage error"

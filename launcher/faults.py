@@ -1,40 +1,53 @@
 """Fault injection for checking a cluster setup (and for the launcher's own tests).
 
-``PTYCHO_LAUNCH_FAULT=crash@rank=R,step=S`` makes global rank R raise a RuntimeError after
-training step S; use it (``--env PTYCHO_LAUNCH_FAULT=crash@rank=1,step=2``) to see that one
-failing rank ends the whole job promptly with that rank's error in ``ptycho-launch status``.
+``PTYCHO_LAUNCH_FAULT=<kind>@rank=R,step=S`` acts on global rank R after training step S:
+
+- ``crash``: raise a RuntimeError; one failing rank ends the whole job promptly, with that
+  rank's error in ``ptycho-launch status`` (a code error: not requeued);
+- ``hang``: stop advancing forever (sleep in a loop); the watchdog (``hang_timeout_s``)
+  names rank R and ends the job, which requeues within its budget and resumes.
+
+A fault fires only in the run's first attempt, so a requeue or ``resume`` shows recovery.
 Unset (the default), nothing is added to training.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 FAULT_ENV = "PTYCHO_LAUNCH_FAULT"
+FAULT_KINDS = ("crash", "hang")
 
 
-def parse_fault(text: str | None) -> dict[str, int] | None:
-    """``crash@rank=1,step=2`` -> ``{"rank": 1, "step": 2}``; None when unset; ValueError when malformed."""
+def parse_fault(text: str | None) -> dict[str, Any] | None:
+    """``hang@rank=1,step=2`` -> ``{"kind": "hang", "rank": 1, "step": 2}``; None when unset; ValueError when malformed."""
     if not text:
         return None
     kind, _, spec = text.partition("@")
-    if kind != "crash":
-        raise ValueError(f"{FAULT_ENV}: unknown fault {kind!r} (only 'crash@rank=R,step=S')")
+    if kind not in FAULT_KINDS:
+        raise ValueError(f"{FAULT_ENV}: unknown fault {kind!r} (one of {', '.join(k + '@rank=R,step=S' for k in FAULT_KINDS)})")
     values = dict(item.split("=", 1) for item in spec.split(",") if "=" in item)
-    return {"rank": int(values.get("rank", 0)), "step": int(values.get("step", 1))}
+    return {"kind": kind, "rank": int(values.get("rank", 0)), "step": int(values.get("step", 1))}
 
 
-def fault_callbacks(rank: int) -> list[Any]:
-    """The callbacks that inject the configured fault on this rank (none when unset)."""
+def fault_callbacks(rank: int, attempt: int = 1) -> list[Any]:
+    """The callbacks that inject the configured fault on this rank (none when unset or not the first attempt)."""
     fault = parse_fault(os.environ.get(FAULT_ENV))
-    if fault is None or fault["rank"] != rank:
+    restarted = os.environ.get("SLURM_RESTART_COUNT", "0") not in ("", "0")
+    if fault is None or fault["rank"] != rank or attempt > 1 or restarted:
         return []
     from lightning.pytorch.callbacks import Callback
 
-    class Crash(Callback):
+    class Inject(Callback):
         def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
-            if trainer.global_step >= fault["step"]:
+            if trainer.global_step < fault["step"]:
+                return
+            print(f"[launcher] injecting {fault['kind']} on rank {rank} at step {trainer.global_step}", flush=True)
+            if fault["kind"] == "crash":
                 raise RuntimeError(f"injected fault ({FAULT_ENV}) on rank {rank} at step {trainer.global_step}")
+            while True:
+                time.sleep(1.0)
 
-    return [Crash()]
+    return [Inject()]

@@ -78,8 +78,12 @@ def requeue(run: RunDir, info: RankInfo) -> bool:
     used = int(state.get("requeues", 0))
     if not info.under_slurm or used >= budget:
         return False
-    run.update_state(status="REQUEUED", requeues=used + 1)
-    subprocess.run(["scontrol", "requeue", str(info.job_id)], check=True, timeout=60, capture_output=True)
+    run.update_state(status="REQUEUED", requeues=used + 1, requeue_reason="preemption or time-limit signal")
+    out = subprocess.run(["scontrol", "requeue", str(info.job_id)], timeout=60, capture_output=True, text=True)
+    if out.returncode != 0:  # refused (e.g. the site forbids requeue): say so instead of REQUEUED forever
+        run.update_state(status="PREEMPTED", requeues=used, requeue_reason=None,
+                         error=f"scontrol requeue refused: {' '.join(out.stderr.split())[:200]}; `ptycho-launch resume RUN` continues")
+        return False
     return True
 
 
@@ -111,7 +115,15 @@ def run_job(run_dir: str | Path) -> dict[str, Any]:
     """Train the run in ``run_dir`` on this rank; returns rank 0's summary (every rank returns one)."""
     from launcher.preempt import PreemptionCallback, PreemptionFlag, PreemptionStop
 
+    from launcher.runlock import LOCKED_EXIT, RunLocked, claim, wait_for_claim
+
     run, info = RunDir(Path(run_dir)), RankInfo.from_env()
+    try:  # one job per run: a job that finds the run held by another live job touches nothing
+        claim(run) if info.rank == 0 else wait_for_claim(run)
+    except RunLocked as held:
+        print(f"[launcher] rank {info.rank}: {held}; job {info.job_id} exits without touching run {run.run_id}",
+              file=sys.stderr, flush=True)
+        raise SystemExit(LOCKED_EXIT) from None
     flag = PreemptionFlag().install()
     threads = configure_threads()
     print(f"[launcher] rank {info.rank}/{info.world_size} on {info.node} job {info.job_id} threads {threads}", flush=True)
@@ -119,7 +131,7 @@ def run_job(run_dir: str | Path) -> dict[str, Any]:
     if info.rank == 0:
         state = run.state()
         run.update_state(status="RUNNING", attempts=int(state.get("attempts", 0)) + 1, job_id=info.job_id,
-                         started_at=time.time(), world_size=info.world_size, error=None)
+                         started_at=time.time(), world_size=info.world_size, error=None, cancel_requested_at=None)
     run.write_rank_record(info.rank, status="RUNNING", world_size=info.world_size, node=info.node, job_id=info.job_id,
                           pid=os.getpid(), error=None)
     try:
@@ -127,6 +139,17 @@ def run_job(run_dir: str | Path) -> dict[str, Any]:
         if payload.config_hash != submitted:
             raise SubmitError("the job's config hash differs from the submitted one", where=str(run.config_file),
                               expected=str(submitted), found=payload.config_hash, hint="do not edit config/run.yaml of a launched run")
+        from launcher.config import build_cluster_config
+        from launcher.heartbeat import Heartbeat, process_group_timeout_s
+
+        cluster = build_cluster_config(payload.cluster, where=f"{run.config_file}:cluster")
+        overrides = {}
+        if payload.plan.trainer.get("strategy") == "ddp" and info.world_size > 1:
+            from datetime import timedelta
+
+            from lightning.pytorch.strategies import DDPStrategy
+
+            overrides["strategy"] = DDPStrategy(timeout=timedelta(seconds=process_group_timeout_s(cluster.hang_timeout_s)))
         plugins = []
         if info.under_slurm:
             from lightning.pytorch.plugins.environments import SLURMEnvironment
@@ -135,12 +158,17 @@ def run_job(run_dir: str | Path) -> dict[str, Any]:
         preempt = PreemptionCallback(flag, run.checkpoints_dir)
         from launcher.faults import fault_callbacks
 
-        callbacks = [preempt, _progress_callback(run, info), *fault_callbacks(info.rank)]
-        result = backend.run_training(payload, extra_callbacks=callbacks,
-                                      plugins=plugins, resume="auto")
+        heartbeat = Heartbeat(run, info.rank, info.world_size, cluster.hang_timeout_s)
+        attempt = int(run.state().get("attempts", 1))
+        callbacks = [preempt, heartbeat, _progress_callback(run, info), *fault_callbacks(info.rank, attempt), heartbeat.late()]
+        result = backend.run_training(payload, extra_callbacks=callbacks, plugins=plugins, resume="auto",
+                                      trainer_overrides=overrides)
     except PreemptionStop as stop:
         run.write_rank_record(info.rank, status="PREEMPTED", global_step=stop.global_step)
         finish_distributed()
+        if info.rank != 0:  # rank 0 alone decides on the requeue; the others end quietly
+            print(f"[launcher] rank {info.rank}: preempted at step {stop.global_step}", flush=True)
+            raise SystemExit(REQUEUE_EXIT) from None
         if info.rank == 0:
             run.update_state(preempted_at_step=stop.global_step, preempt_checkpoint=str(stop.checkpoint))
             if requeue(run, info):
@@ -165,6 +193,9 @@ def run_job(run_dir: str | Path) -> dict[str, Any]:
     if info.rank == 0:
         run.update_state(status="COMPLETED", finished_at=time.time(), trained_hash=result.config_hash,
                          global_step=summary["global_step"], bundle=summary["bundle"], world_size=summary["world_size"])
+        from launcher.runlock import release
+
+        release(run)
     return summary
 
 

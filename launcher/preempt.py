@@ -76,7 +76,23 @@ class PreemptionCallback(Callback):
         start = time.monotonic()
         self.checkpoint = save_checkpoint_atomic(trainer, self.checkpoint_dir / f"preempt-step={trainer.global_step}.ckpt")
         self.save_seconds = time.monotonic() - start
+        flush_step_metrics(trainer)
         raise PreemptionStop(self.checkpoint, trainer.global_step, self.flag.signum)
+
+
+def flush_step_metrics(trainer: Any) -> None:
+    """Hand this batch's logged metrics to the loggers now (Lightning does it after this hook).
+
+    Stopping inside ``on_train_batch_end`` would otherwise drop the last step of the attempt
+    from the metrics history.  Uses Lightning 2.x's logger connector; skipped if it is absent.
+    """
+    connector = getattr(trainer, "_logger_connector", None)
+    update = getattr(connector, "update_train_step_metrics", None)
+    if update is None:
+        return
+    update()
+    for logger in trainer.loggers:
+        logger.save()
 
 
 def save_checkpoint_atomic(trainer: Any, target: Path) -> Path:

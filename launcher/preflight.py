@@ -8,9 +8,9 @@ real scheduler (``sinfo`` and ``sbatch --test-only``) when SLURM is there.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 from launcher import backend
@@ -52,6 +52,9 @@ def check_signal_timing(prepared: PreparedRun) -> None:
 def check_data_files(prepared: PreparedRun) -> None:
     """Training and test files exist and pass the data contract (opened the way training opens them)."""
     training = prepared.payload.training
+    if getattr(training, "train_data_file", None) is None:
+        raise PreflightError("no training data file", where="train_data_file", expected="a scan file (NPZ/HDF5)",
+                             found="none in the run file", hint="add train_data_file: path/to/scan.npz, or --set train_data_file=...")
     for name in ("train_data_file", "test_data_file"):
         path = getattr(training, name, None)
         if path is None:
@@ -59,19 +62,45 @@ def check_data_files(prepared: PreparedRun) -> None:
         if not Path(path).is_file():
             raise PreflightError("data file not found", where=name, found=str(path),
                                  hint="check the path (relative paths are resolved from where you run ptycho-launch)")
-        backend.open_scan(path)  # raises DataContractError with file, key, expected and found
+        scan = backend.open_scan(path)  # raises DataContractError with file, key, expected and found
+        n_groups = getattr(training, "n_groups", None)
+        n_scan = len(getattr(scan, "xcoords", ()))
+        if name == "train_data_file" and n_groups and n_scan and n_groups > n_scan:
+            import sys
+
+            print(f"warning: n_groups {n_groups} is larger than the {n_scan} scan positions of {path}: "
+                  f"training uses {n_scan} groups", file=sys.stderr)
+
+
+def check_python(prepared: PreparedRun) -> None:
+    """Without a container, the interpreter's first word must be a command here (shared software)."""
+    cluster = prepared.cluster
+    if cluster.container or not cluster.python:
+        return
+    first = cluster.python[0]
+    if shutil.which(first) is None:
+        raise PreflightError("interpreter not found", where="cluster.python", found=repr(first),
+                             expected="a command on PATH or a path to python",
+                             hint="--python takes words, e.g. --python 'env python3'; shell code is not run")
 
 
 def check_run_dir_writable(prepared: PreparedRun) -> None:
-    """The runs directory can be created and written (every node must see it too)."""
+    """The runs directory can be written, or created in a writable folder; creates nothing.
+
+    (A dry run or a refused request must leave no folder behind.)
+    """
     parent = prepared.run.path.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise PreflightError(f"runs directory is not writable ({exc.strerror})", where=str(parent),
-                             hint="pass --runs-dir on a writable, shared file system") from None
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    problem = None
+    if not existing.is_dir():
+        problem = f"{existing} is not a directory"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"no write permission in {existing}"
+    if problem:
+        raise PreflightError(f"runs directory is not writable ({problem})", where=str(parent),
+                             hint="pass --runs-dir on a writable, shared file system")
 
 
 def slurm_available() -> bool:
@@ -115,9 +144,55 @@ def check_scheduler(prepared: PreparedRun) -> None:
     test = _sched([*cmd, "--wrap", "true"])
     if test.returncode != 0:
         reason = " ".join(test.stderr.replace("sbatch: error:", "").split())[:300]
-        raise PreflightError(f"the scheduler refuses this request: {reason}",
-                             where=f"{res.num_nodes} node(s) x {res.devices} task(s)",
-                             hint="fit nodes/devices/cpus/mem/time to `sinfo -o '%P %D %c %m %l'`")
+        where, flag = refused_field(reason, prepared)
+        raise PreflightError(f"the scheduler refuses this request: {reason}", where=where,
+                             hint=f"change {flag}; fit it to `sinfo -o '%P %D %c %m %l'`")
+
+
+_REFUSALS = (("memory", "cluster.mem", "--mem"), ("time limit", "cluster.time", "--time"), ("account", "cluster.account", "--account"),
+             ("qos", "cluster.qos", "--qos"), ("partition", "cluster.partition", "--partition"),
+             ("feature", "cluster.constraint", "--constraint"), ("constraint", "cluster.constraint", "--constraint"))
+
+
+def refused_field(reason: str, prepared: PreparedRun) -> tuple[str, str]:
+    """(field, flag) that a scheduler refusal is about, from its text; the node/task shape otherwise."""
+    low = reason.lower()
+    for needle, field, flag in _REFUSALS:
+        if needle in low:
+            value = getattr(prepared.cluster, field.split(".")[1], None)
+            return f"{field} ({flag}={value})", flag
+    res, cluster = prepared.resources, prepared.cluster
+    nodes = _node_sizes(cluster.partition)
+    if nodes:
+        max_cpus, max_mem_mb = max(c for c, _ in nodes), max(m for _, m in nodes)
+        if cluster.mem is not None and _mem_mb(cluster.mem) > max_mem_mb:
+            return f"cluster.mem (--mem={cluster.mem}; largest node has {max_mem_mb}M)", "--mem"
+        if len(nodes) < res.num_nodes:
+            return f"execution.num_nodes (--nodes={res.num_nodes}; the partition has {len(nodes)})", "--nodes"
+        if cpus_per_task(cluster, res) * res.devices > max_cpus:
+            return (f"cluster.cpus_per_task x execution.devices ({cpus_per_task(cluster, res)} x {res.devices}; "
+                    f"largest node has {max_cpus} CPUs)"), "--cpus-per-task or --devices"
+    return f"{res.num_nodes} node(s) x {res.devices} task(s) (--nodes/--devices/--cpus-per-task)", "--nodes, --devices or --cpus-per-task"
+
+
+def _mem_mb(text: str) -> int:
+    units = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+    return int(float(text[:-1]) * units[text[-1]]) if text[-1] in units else int(text)
+
+
+def _node_sizes(partition: str | None) -> list[tuple[int, int]]:
+    """(CPUs, memory MB) of each node of the partition, from ``sinfo`` (empty when unknown)."""
+    cmd = ["sinfo", "-h", "-N", "-o", "%N %c %m"] + (["-p", partition] if partition else [])
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=_SCHED_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    sizes = {}
+    for line in out.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1].isdigit() and parts[2].rstrip("+").isdigit():
+            sizes[parts[0]] = (int(parts[1]), int(parts[2].rstrip("+")))
+    return list(sizes.values())
 
 
 def run_preflight(prepared: PreparedRun, *, scheduler: bool) -> None:
@@ -125,6 +200,7 @@ def run_preflight(prepared: PreparedRun, *, scheduler: bool) -> None:
     check_lightning_rules(prepared)
     check_signal_timing(prepared)
     check_data_files(prepared)
+    check_python(prepared)
     check_run_dir_writable(prepared)
     if scheduler:
         check_scheduler(prepared)

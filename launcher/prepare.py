@@ -61,6 +61,12 @@ def check_run_id(run_id: str) -> str:
 
 def resolve_run(request: LaunchRequest, *, mode: str) -> PreparedRun:
     """Build and validate the payload and cluster config; writes nothing."""
+    from launcher.errors import PreflightError
+
+    path = request.config_path
+    if path.is_file() and not path.read_text(encoding="utf-8", errors="replace").strip():
+        raise PreflightError("run file is empty", where=str(path), expected="a training config (YAML/JSON)",
+                             hint="start from the README's run.yaml; at least train_data_file")
     run_id = check_run_id(request.run_id) if request.run_id else new_run_id(request.config_path.stem)
     run = RunDir(request.runs_dir.expanduser().resolve() / run_id)
     flags = {f"execution.{k}": v for k, v in request.execution_flags.items() if v is not None}

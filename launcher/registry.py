@@ -53,22 +53,113 @@ def scheduler_state(job_id: str) -> str | None:
     return None
 
 
+def active_jobs(run: RunDir) -> list[tuple[str, str]]:
+    """(job id, state) of every job of the run that the scheduler still has pending or running."""
+    out = []
+    for job_id in run.launch().get("job_ids") or []:
+        state = scheduler_state(str(job_id))
+        if state is not None and state not in TERMINAL_STATES:
+            out.append((str(job_id), state))
+    return out
+
+
+def refuse_if_active(run: RunDir, *, force: bool, action: str) -> None:
+    """Exit-2 error while a job of ``run`` is pending/running; with ``force`` cancel it and wait until it ended."""
+    from launcher.errors import PreflightError
+
+    active = active_jobs(run)
+    if not active:
+        return
+    names = ", ".join(f"job {j} {s}" for j, s in active)
+    if not force:
+        raise PreflightError(f"run {run.run_id} already has a live job; {action} would train a second job into the same run directory",
+                             where=f"run {run.run_id}", found=names,
+                             hint=f"wait for it (`ptycho-launch status {run.run_id}`), `ptycho-launch cancel {run.run_id}`, or pass --force to cancel it first")
+    for job_id, _ in active:
+        subprocess.run(["scancel", job_id], capture_output=True, text=True, timeout=_TIMEOUT_S)
+    end = time.monotonic() + 120
+    while active_jobs(run):
+        if time.monotonic() > end:
+            raise SubmitError("the run's job did not end after scancel", where=f"run {run.run_id}", found=names,
+                              hint="check `squeue`; try again when it has left the queue")
+        time.sleep(0.5)
+    run.update_state(status="CANCELLED", cancelled_by="--force")
+
+
+LIVE_STATUSES = {"PREPARED", "SUBMITTED", "RUNNING", "REQUEUED", "HUNG"}
+
+
+def _batch_log(run: RunDir, job_id: str) -> str:
+    path = Path(run.launch().get("log_dir") or run.logs_dir) / f"{job_id}_0_log.err"
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")[-200_000:]
+    except OSError:
+        return ""
+
+
+def reconcile(run: RunDir, sched: str | None) -> dict[str, Any]:
+    """Make the run record agree with the scheduler once its job has ended; returns the state.
+
+    The job writes its own record, but a job that is cancelled, hits its time limit, loses a
+    node, or has a rank killed cannot always say so.  When the scheduler says the newest job
+    ended and the record still says it lives (or says FAILED for a job the user cancelled),
+    the record takes the scheduler's word, names the rank srun saw die first, and notes
+    ``reconciled_at``.  Called by status, list and logs.
+    """
+    state = run.state()
+    if sched is None or sched not in TERMINAL_STATES:
+        return state
+    status = state.get("status")
+    cancelled = sched == "CANCELLED" or (state.get("cancel_requested_at") and status == "FAILED")
+    if status not in LIVE_STATUSES and not (cancelled and status == "FAILED"):
+        return state
+    fields: dict[str, Any] = {"reconciled_at": time.time(), "scheduler_state": sched}
+    if cancelled:
+        fields.update(status="CANCELLED", error="cancelled (scancel)")
+    elif sched in ("TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "DEADLINE", "BOOT_FAIL", "PREEMPTED"):
+        fields.update(status=sched, error=f"the scheduler ended the job: {sched}")
+    elif status == "REQUEUED":
+        fields.update(status="PREEMPTED", error="a requeue was recorded but the job did not restart; "
+                      "`ptycho-launch resume RUN` continues from the newest checkpoint")
+    elif sched == "COMPLETED" and status != "COMPLETED":
+        fields.update(status="FAILED", error=state.get("error") or "the job ended without finishing training")
+    else:
+        fields.update(status="FAILED")
+    from launcher.aftercare import first_task_failure
+
+    died = first_task_failure(_batch_log(run, str(run.job_id)))
+    if died and not cancelled and (died[1] == "Killed" or not state.get("error")):
+        rank, how = died
+        fields["error"] = (f"rank {rank} was killed by a signal (srun: task {rank}: Killed)" if how == "Killed"
+                           else f"rank {rank}: {how} (srun)")
+        run.write_rank_record(rank, status="KILLED" if how == "Killed" else "FAILED", error=fields["error"])
+    for rank, record in run.rank_records().items():  # no rank stays RUNNING after its job ended
+        if record.get("status") == "RUNNING":
+            run.write_rank_record(rank, status="ENDED", ended_by=sched)
+    return run.update_state(**fields)
+
+
 def run_status(run: RunDir) -> dict[str, Any]:
-    """One run's status: scheduler state, training state, step, attempts, error, bundle."""
-    launch, state = run.launch(), run.state()
+    """One run's status: scheduler state, training state, step, attempts, error, bundle (reconciled)."""
+    launch = run.launch()
     job_id = run.job_id
+    sched = scheduler_state(job_id) if job_id and launch.get("mode") != "local" else None
+    state = reconcile(run, sched)
     progress = read_json(run.progress_file, {}) or {}
-    failed = sorted((rec.get("failed_at", 0), r, rec["error"]) for r, rec in run.rank_records().items() if rec.get("error"))
-    first_error = f"rank {failed[0][1]}: {failed[0][2]}" if failed else None
+    failed = sorted((rec.get("failed_at", 0), r, rec["error"]) for r, rec in run.rank_records().items()
+                    if rec.get("error") and rec.get("status") == "FAILED")
+    first_error = f"rank {failed[0][1]}: {failed[0][2]}" if failed and not state.get("reconciled_at") and \
+        state.get("status") not in ("HUNG", "CANCELLED") else None
     return {
         "run_id": run.run_id,
         "path": str(run.path),
         "mode": launch.get("mode"),
         "job_id": job_id,
-        "scheduler": scheduler_state(job_id) if job_id and launch.get("mode") != "local" else None,
+        "scheduler": sched,
         "status": state.get("status", "UNKNOWN"),
         "attempts": state.get("attempts", 0),
         "requeues": state.get("requeues", 0),
+        "requeue_reason": state.get("requeue_reason"),
         "global_step": progress.get("global_step", state.get("global_step")),
         "world_size": state.get("world_size", launch.get("world_size")),
         "config_hash": launch.get("config_hash"),
@@ -86,6 +177,8 @@ def format_status(info: dict[str, Any]) -> str:
              f"  world size {info['world_size']}  attempts {info['attempts']}  requeues {info['requeues']}",
              f"config     {str(info['config_hash'])[:16]}  trained {str(info['trained_hash'] or '-')[:16]}",
              f"bundle     {info['bundle'] or '-'}"]
+    if info.get("requeue_reason") and info.get("requeues"):
+        lines.append(f"requeued   {info['requeue_reason']}")
     if info.get("error"):
         lines.append(f"error      {info['error']}")
     return "\n".join(lines)

@@ -9,6 +9,8 @@ Layout (``<runs_dir>/<run_id>/``)::
     progress.json        rank 0's latest global step (updated every batch)
     ranks/rank-<k>.json  each rank's own record (world size it saw, steps, status, error)
     logs/                per-rank stdout/stderr (<job id>_<rank>_log.out/.err) and submitit files
+    metrics/             TensorBoard events (appended by every attempt) or attempt-<k>/metrics.csv
+    run.lock             which job holds the run (one live job per run)
     checkpoints/         last.ckpt, periodic and preempt-step=<N>.ckpt checkpoints
     model.ptpinn         the final bundle
 """

@@ -11,7 +11,8 @@ Rules encoded here (see docs/slurm.md):
   (each task sees all the node's GPUs: Lightning picks its device by local rank);
 - ``cpus_per_task`` defaults to ``num_workers + 1``; threads per rank = cpus - workers (>= 1);
 - ``SRUN_CPUS_PER_TASK`` is exported (srun of Slurm 22.05-23.02 does not inherit it);
-- ``MASTER_PORT`` is chosen by the batch step (:mod:`launcher.rendezvous`);
+- ``MASTER_PORT`` is chosen by the batch step in plain shell (same rule as :mod:`launcher.rendezvous`);
+- the interpreter is a list of words (container prefix + python), each quoted;
 - srun kills all tasks when one exits non-zero, and the rest 60 s after the first exits.
 """
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from launcher.config import ClusterConfig
+from launcher.rendezvous import PORT_HIGH, PORT_LOW, PROBES
 
 SRUN_ARGS = ("--kill-on-bad-exit=1", "--wait=60")
 PREEMPT_SIGNAL = "USR2"
@@ -67,28 +69,46 @@ def task_environment(cluster: ClusterConfig, res: Resources) -> dict[str, str]:
     return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, **cluster.env}
 
 
-def python_of(cluster: ClusterConfig) -> str:
-    """The interpreter the job runs with on the compute nodes."""
-    return cluster.python or sys.executable
+def python_of(cluster: ClusterConfig) -> list[str]:
+    """The command (words) that runs Python in every task: container prefix, then the interpreter."""
+    return [*(cluster.container or []), *(cluster.python or [sys.executable])]
 
 
-def setup_lines(cluster: ClusterConfig, res: Resources, python: str | None = None) -> list[str]:
-    """Batch-script lines before srun: the user's setup, exports, SRUN_CPUS_PER_TASK, MASTER_PORT.
+def python_command(cluster: ClusterConfig) -> str:
+    """:func:`python_of` as one shell string, every word quoted (what the srun line gets)."""
+    return shlex.join(python_of(cluster))
 
-    ``python`` may be a shell variable such as ``"$PYTHON"`` (then left for the shell to expand).
+
+# MASTER_PORT in plain shell, so that it does not depend on the job's interpreter (a container
+# prefix or a wrong --python must not leave it empty): the port derived from the job id as in
+# launcher.rendezvous.derive_port, then the next one while something answers on it.
+MASTER_PORT_LINE = ("MASTER_PORT=$(( {low} + ${{SLURM_JOB_ID:-0}} % {span} )); for _ in $(seq {probes}); do "
+                    "(: </dev/tcp/127.0.0.1/$MASTER_PORT) 2>/dev/null || break; "
+                    "MASTER_PORT=$(( {low} + (MASTER_PORT + 1 - {low}) % {span} )); done; export MASTER_PORT"
+                    ).format(low=PORT_LOW, span=PORT_HIGH - PORT_LOW, probes=PROBES)
+
+
+def aftercare_trap(cluster: ClusterConfig, run_dir: str) -> str:
+    """``trap ... EXIT``: when srun fails, :mod:`launcher.aftercare` requeues hangs and killed ranks."""
+    inner = f"rc=$?; [ $rc -eq 0 ] || {python_command(cluster)} -m launcher.aftercare {shlex.quote(str(run_dir))} $rc || true"
+    return f"trap {shlex.quote(inner)} EXIT"
+
+
+def setup_lines(cluster: ClusterConfig, res: Resources, run_dir: str | None = None) -> list[str]:
+    """Batch-script lines before srun: ``set -e``, the user's setup, exports, SRUN_CPUS_PER_TASK, MASTER_PORT.
+
+    ``set -e`` first: a failing setup line (module load, conda activate) ends the job there.
+    With ``run_dir`` (one run, not an array) an EXIT trap runs the after-srun step.
     """
-    python = python or python_of(cluster)
-    python_sh = python if python.startswith('"$') else shlex.quote(python)
-    lines = list(cluster.setup)
+    lines = ["set -e", *cluster.setup]
     lines += [f"export {key}={shlex.quote(value)}" for key, value in task_environment(cluster, res).items()]
-    lines += [
-        "export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK",
-        f"export MASTER_PORT=$({python_sh} -m launcher.rendezvous)",
-    ]
+    lines += ["export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK", MASTER_PORT_LINE]
+    if run_dir is not None:
+        lines.append(aftercare_trap(cluster, run_dir))
     return lines
 
 
-def slurm_parameters(cluster: ClusterConfig, res: Resources, python: str | None = None) -> dict[str, Any]:
+def slurm_parameters(cluster: ClusterConfig, res: Resources, run_dir: str | None = None) -> dict[str, Any]:
     """Keyword arguments for ``submitit.SlurmExecutor.update_parameters`` (sbatch names)."""
     params: dict[str, Any] = {
         "job_name": cluster.job_name,
@@ -97,7 +117,7 @@ def slurm_parameters(cluster: ClusterConfig, res: Resources, python: str | None 
         "cpus_per_task": cpus_per_task(cluster, res),
         "time": cluster.time_min,
         "signal_delay_s": cluster.signal_lead_s,
-        "setup": setup_lines(cluster, res, python),
+        "setup": setup_lines(cluster, res, run_dir),
         "srun_args": list(SRUN_ARGS),
         "additional_parameters": {"requeue": True},
     }

@@ -19,18 +19,35 @@ from typing import Any, Sequence
 from launcher.errors import SubmitError
 from launcher.job import TrainJob
 from launcher.prepare import PreparedRun
-from launcher.spec import python_of, slurm_parameters
+from launcher.spec import python_command, python_of, slurm_parameters
 
 DRY_RUN_UID = "DRY-RUN"
 
 
-def make_executor(prepared: PreparedRun, folder: Path) -> Any:
+def _render_only_executor_class() -> Any:
+    """A SlurmExecutor that can be built without ``srun`` on PATH: it only renders scripts.
+
+    submitit refuses to build its executor where ``srun`` is missing (a laptop).  A dry run
+    submits nothing, so it uses this subclass; submission always uses the real class.
+    """
+    import submitit
+
+    class RenderOnlySlurmExecutor(submitit.SlurmExecutor):
+        @classmethod
+        def affinity(cls) -> int:
+            return 1
+
+    return RenderOnlySlurmExecutor
+
+
+def make_executor(prepared: PreparedRun, folder: Path, *, render_only: bool = False, single_run: bool = True) -> Any:
     """A SlurmExecutor with this run's parameters, writing its files (and per-rank logs) to ``folder``."""
     import submitit
 
-    python = python_of(prepared.cluster)
-    executor = submitit.SlurmExecutor(folder=folder, python=python, max_num_timeout=0)
-    executor.update_parameters(**slurm_parameters(prepared.cluster, prepared.resources, python))
+    cls = _render_only_executor_class() if render_only else submitit.SlurmExecutor
+    executor = cls(folder=folder, python=python_command(prepared.cluster), max_num_timeout=0)
+    run_dir = str(prepared.run.path) if single_run else None  # an array's tasks have different runs
+    executor.update_parameters(**slurm_parameters(prepared.cluster, prepared.resources, run_dir))
     return executor
 
 
@@ -38,8 +55,9 @@ def render_sbatch(prepared: PreparedRun, array_size: int | None = None) -> str:
     """The exact sbatch script submitit would submit for this run (nothing is submitted).
 
     Uses submitit 1.5's ``_make_submission_file_text``, the function its submission calls.
+    Needs no SLURM command on PATH.
     """
-    executor = make_executor(prepared, prepared.run.logs_dir)
+    executor = make_executor(prepared, prepared.run.logs_dir, render_only=True, single_run=not array_size)
     if array_size:
         executor.update_parameters(map_count=array_size)
     return executor._make_submission_file_text(executor._submitit_command_str, DRY_RUN_UID)
@@ -67,7 +85,7 @@ def submit_run(prepared: PreparedRun) -> str:
 def submit_sweep(prepared: Sequence[PreparedRun], log_dir: Path) -> list[str]:
     """Submit several runs as one job array; every task trains its own run directory."""
     first = prepared[0]
-    executor = make_executor(first, log_dir)
+    executor = make_executor(first, log_dir, single_run=False)
     try:
         with executor.batch():
             jobs = [executor.submit(TrainJob(p.run.path)) for p in prepared]
@@ -96,7 +114,7 @@ def run_local(prepared: PreparedRun, *, echo: bool = True) -> int:
     env.update(prepared.cluster.env)
     run.update_launch(job_ids=[])
     out_path, err_path = run.logs_dir / "local_0_log.out", run.logs_dir / "local_0_log.err"
-    cmd = [python_of(prepared.cluster), "-u", "-m", "launcher.job", "run", str(run.path)]
+    cmd = [*python_of(prepared.cluster), "-u", "-m", "launcher.job", "run", str(run.path)]
     with out_path.open("a", encoding="utf-8") as out, err_path.open("a", encoding="utf-8") as err:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
         assert proc.stdout is not None

@@ -29,10 +29,10 @@ _HEADER = """#!/bin/bash
 def _common(job_name: str) -> tuple[list[str], list[str]]:
     cluster = ClusterConfig(job_name=job_name)
     res = Resources(devices=1, num_nodes=1, num_workers=0, accelerator="cpu")
-    params = slurm_parameters(cluster, res, PY)
+    params = slurm_parameters(cluster, res)
     params["output"] = f"{job_name}-%j.out"
     params["open_mode"] = "append"
-    return sbatch_directives(params), setup_lines(cluster, res, PY)
+    return sbatch_directives(params), setup_lines(cluster, res)
 
 
 def render_train() -> str:

@@ -10,13 +10,49 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 
+METRICS_DIRNAME = "metrics"
+
+
+def next_attempt_dir(root: Path) -> str:
+    """``attempt-<k>``, one past the highest attempt folder under ``root``."""
+    numbers = [int(p.name.split("-", 1)[1]) for p in Path(root).glob("attempt-*") if p.name.split("-", 1)[1].isdigit()]
+    return f"attempt-{max(numbers, default=-1) + 1}"
+
+
 def build_logger(backend: str, output_dir: Path) -> Logger | bool:
-    """TensorBoard (default), CSV, or no logger, writing under ``<output_dir>/logs``."""
+    """TensorBoard (default), CSV, or no logger, writing under ``<output_dir>/metrics``.
+
+    History survives restarts (resume after a preemption or a crash): TensorBoard appends
+    new event files to ``metrics/`` (TensorBoard shows them as one run); the CSV logger
+    would delete an existing ``metrics.csv``, so each attempt writes its own
+    ``metrics/attempt-<k>/metrics.csv`` and :func:`read_metrics_history` joins them.
+    """
+    root = Path(output_dir) / METRICS_DIRNAME
     if backend == "tensorboard":
-        return TensorBoardLogger(save_dir=str(output_dir), name="logs", version="")
+        return TensorBoardLogger(save_dir=str(output_dir), name=METRICS_DIRNAME, version="")
     if backend == "csv":
-        return CSVLogger(save_dir=str(output_dir), name="logs", version="")
+        return CSVLogger(save_dir=str(output_dir), name=METRICS_DIRNAME, version=next_attempt_dir(root))
     return False
+
+
+def read_metrics_history(output_dir: Path) -> list[dict[str, str]]:
+    """All CSV metric rows of every attempt as one history, ordered by step.
+
+    Where attempts overlap (a restart from a checkpoint older than the last logged step),
+    the later attempt's rows win for those steps.
+    """
+    import csv
+
+    root = Path(output_dir) / METRICS_DIRNAME
+    attempts = sorted((p for p in root.glob("attempt-*/metrics.csv")), key=lambda p: int(p.parent.name.split("-", 1)[1]))
+    rows: list[dict[str, str]] = []
+    for path in attempts:
+        with path.open(newline="", encoding="utf-8") as handle:
+            new = [{k: v for k, v in row.items() if v not in (None, "")} for row in csv.DictReader(handle)]
+        if new:
+            first = min(int(r["step"]) for r in new)
+            rows = [r for r in rows if int(r["step"]) < first] + new
+    return sorted(rows, key=lambda r: int(r["step"]))
 
 
 def _to_unit_range(image: torch.Tensor) -> torch.Tensor:

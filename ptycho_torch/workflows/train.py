@@ -109,6 +109,7 @@ def build_trainer(
     *,
     extra_callbacks: Sequence[Any] = (),
     plugins: Sequence[Any] = (),
+    trainer_overrides: dict[str, Any] | None = None,
 ) -> L.Trainer:
     """A Lightning Trainer with every execution knob of the plan wired in."""
     plan = payload.plan
@@ -124,7 +125,7 @@ def build_trainer(
     if not any(isinstance(p, AtomicCheckpointIO) for p in all_plugins):
         all_plugins.append(AtomicCheckpointIO())
     return L.Trainer(
-        **plan.trainer,
+        **{**plan.trainer, **(trainer_overrides or {})},
         callbacks=callbacks,
         logger=build_logger(plan.logger["backend"], output_dir),
         plugins=all_plugins,
@@ -137,6 +138,7 @@ def run_training(
     extra_callbacks: Sequence[Any] = (),
     plugins: Sequence[Any] = (),
     resume: str | Path | None = "auto",
+    trainer_overrides: dict[str, Any] | None = None,
 ) -> TrainingResult:
     """Train the model of ``payload`` and write its bundle.
 
@@ -144,7 +146,9 @@ def run_training(
     ``<output_dir>/checkpoints`` when there is one (same step, same optimiser state, same
     data order); ``"never"``/None starts afresh; a path resumes from that checkpoint.
     ``extra_callbacks`` and ``plugins`` are handed to the Trainer (the launcher adds its
-    preemption callback and its SLURM environment here).  A callback that stops training
+    preemption callback and its SLURM environment here); ``trainer_overrides`` replaces Trainer
+    arguments of the plan that only change how it runs (the launcher's DDP strategy object
+    with a collective timeout).  A callback that stops training
     early for a restart sets its attribute ``interrupted_training = True``; the bundle is then
     not written and ``TrainingResult.completed`` is False.
     """
@@ -155,7 +159,8 @@ def run_training(
     L.seed_everything(plan.seed, workers=True, verbose=False)
     datamodule = build_datamodule(payload)
     module = build_module(payload, datamodule)
-    trainer = build_trainer(payload, datamodule, extra_callbacks=extra_callbacks, plugins=plugins)
+    trainer = build_trainer(payload, datamodule, extra_callbacks=extra_callbacks, plugins=plugins,
+                            trainer_overrides=trainer_overrides)
     resume_path = _resolve_resume(resume, checkpoint_dir)
     if resume_path is not None and trainer.is_global_zero:
         log.info("resuming from %s", resume_path)

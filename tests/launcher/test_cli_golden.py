@@ -65,6 +65,12 @@ def test_committed_templates_equal_rendering(name):
     (["--num-workers", "3", "--cpus-per-task", "2"], "cluster.cpus_per_task"),
     (["--set", "train_data_file=/no/such.npz"], "/no/such.npz"),
     (["--env", "NOEQUALS"], "--env"),
+    (["--nodes", "1.5"], "--nodes"),
+    (["--no-such-flag"], "--no-such-flag"),
+    (["--job-name", "a\nb"], "cluster.job_name"),
+    (["--account", "lab\nx"], "cluster.account"),
+    (["--setup", "module load a\nrm -rf x"], "cluster.setup"),
+    (["--set", "train_data_file="], "train_data_file"),
 ])
 def test_bad_requests_exit_2_with_one_line(run_file, tmp_path, capsys, args, needle):
     code = main(["--config", str(run_file), "--runs-dir", str(tmp_path / "runs"), "--dry-run", *args])
@@ -94,3 +100,23 @@ def test_local_mode_scrubs_slurm_variables():
 
     env = scrubbed_environment({"SLURM_JOB_ID": "1", "SLURM_NTASKS": "2", "SRUN_CPUS_PER_TASK": "1", "HOME": "/h"})
     assert env == {"HOME": "/h"}
+
+
+def test_empty_run_file_is_refused(tmp_path, capsys):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("\n")
+    code = main(["--config", str(empty), "--runs-dir", str(tmp_path / "runs"), "--dry-run"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "run file is empty" in err[0] and "HINT" in err[0], err
+
+
+def test_n_groups_larger_than_the_scan_is_said(run_file, tmp_path, capsys):
+    code = main(["--config", str(run_file), "--runs-dir", str(tmp_path / "runs"), "--dry-run", "--set", "n_groups=999"])
+    err = capsys.readouterr().err
+    assert code == 0 and "n_groups 999 is larger than the 16 scan positions" in err, err
+
+
+def test_lifecycle_usage_error_is_one_line(tmp_path, capsys):
+    code = main(["--runs-dir", str(tmp_path), "logs", "x", "--rank", "two"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--rank" in err[0] and "HINT" in err[0], err

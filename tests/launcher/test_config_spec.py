@@ -45,34 +45,66 @@ def test_invalid_values_name_the_field(layer, field):
 def test_tasks_and_nodes_come_from_execution():
     cluster = build_cluster_config({"partition": "gpu", "time": "04:00:00", "exclusive": True, "mem": "64G"})
     res = Resources(devices=8, num_nodes=4, num_workers=3, accelerator="gpu")
-    params = slurm_parameters(cluster, res, "/opt/py")
+    params = slurm_parameters(cluster, res)
     assert params["nodes"] == 4 and params["ntasks_per_node"] == 8 and params["gpus_per_node"] == 8
     assert params["cpus_per_task"] == 4 and params["time"] == 240 and params["exclusive"] is True
     assert params["signal_delay_s"] == cluster.signal_lead_s
     assert "--kill-on-bad-exit=1" in params["srun_args"]
     assert "export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK" in params["setup"]
-    assert "export MASTER_PORT=$(/opt/py -m launcher.rendezvous)" in params["setup"]
+    assert params["setup"][0] == "set -e" and params["setup"][-1].endswith("export MASTER_PORT")
 
 
 def test_cpu_job_has_no_gpus_and_one_thread_per_free_core():
     cluster = build_cluster_config({"cpus_per_task": 3, "env": {"OMP_NUM_THREADS": "5"}})
     res = Resources(devices=2, num_nodes=1, num_workers=1, accelerator="cpu")
-    assert "gpus_per_node" not in slurm_parameters(cluster, res, "py")
+    assert "gpus_per_node" not in slurm_parameters(cluster, res)
     assert task_environment(build_cluster_config({"cpus_per_task": 3}), res)["OMP_NUM_THREADS"] == "2"
     assert task_environment(cluster, res)["OMP_NUM_THREADS"] == "5"  # the user's env wins
 
 
 def test_setup_order_and_quoting():
     cluster = build_cluster_config({"setup": ["module load cuda"], "env": {"A": "x y"}})
-    lines = setup_lines(cluster, Resources(1, 1, 0, "cpu"), "py")
-    assert lines[0] == "module load cuda" and "export A='x y'" in lines
-    assert lines[-1].startswith("export MASTER_PORT=")
+    lines = setup_lines(cluster, Resources(1, 1, 0, "cpu"))
+    assert lines[:2] == ["set -e", "module load cuda"] and "export A='x y'" in lines
+    assert lines[-1].startswith("MASTER_PORT=")
 
 
 def test_sbatch_directives_render_like_submitit():
     cluster = build_cluster_config({"partition": "p", "exclusive": True})
-    lines = sbatch_directives(slurm_parameters(cluster, Resources(2, 3, 0, "cpu"), "py"))
+    lines = sbatch_directives(slurm_parameters(cluster, Resources(2, 3, 0, "cpu")))
     assert lines == sorted(lines)
     assert "#SBATCH --nodes=3" in lines and "#SBATCH --ntasks-per-node=2" in lines
     assert "#SBATCH --exclusive" in lines and "#SBATCH --requeue" in lines and "#SBATCH --signal=USR2@120" in lines
     assert not any("setup" in line or "srun" in line for line in lines)
+
+
+@pytest.mark.parametrize("job_id", ["1", "123", "22767", "987654321"])
+def test_shell_master_port_matches_derive_port_and_needs_no_python(job_id):
+    import subprocess
+
+    from launcher.rendezvous import derive_port
+    from launcher.spec import MASTER_PORT_LINE
+
+    out = subprocess.run(["bash", "-c", f"set -e; {MASTER_PORT_LINE}; echo $MASTER_PORT"], env={"SLURM_JOB_ID": job_id, "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) in range(derive_port(job_id), derive_port(job_id) + 64)
+
+
+@pytest.mark.parametrize("python,container,expected", [
+    ("env python3", None, "env python3"),
+    ("touch M; python3", None, "touch 'M;' python3"),
+    (["/opt/my py/bin/python"], "apptainer exec --nv img.sif", "apptainer exec --nv img.sif '/opt/my py/bin/python'"),
+])
+def test_python_is_a_quoted_word_list(python, container, expected):
+    from launcher.spec import python_command
+
+    cluster = build_cluster_config({"python": python, "container": container})
+    assert python_command(cluster) == expected
+
+
+@pytest.mark.parametrize("value", ["", "   ", ["python", ""], "python 'unclosed", ["py\nthon"]])
+def test_bad_python_is_refused(value):
+    with pytest.raises(ClusterConfigError) as info:
+        build_cluster_config({"python": value})
+    assert "cluster.python" in info.value.one_line() and "HINT" in info.value.one_line()

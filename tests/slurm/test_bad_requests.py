@@ -16,6 +16,8 @@ CASES = {
     "missing-data": (["--set", "train_data_file=/nonexistent/scan.npz"], "/nonexistent/scan.npz"),
     "job-name-bash": (["--job-name", "bash"], "cluster.job_name"),
     "too-many-nodes": (["--nodes", "3"], "refuses"),
+    "mem-too-big": (["--mem", "99999G"], "cluster.mem (--mem=99999G;"),
+    "time-too-long-for-signal": (["--time", "1", "--signal-lead-s", "90"], "cluster.signal_lead_s"),
 }
 
 
