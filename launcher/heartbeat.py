@@ -100,6 +100,7 @@ class Heartbeat(Callback):
         self.step_times: list[float] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.started_at = time.time()  # beats written before this belong to an earlier attempt
 
     @property
     def file(self) -> Any:
@@ -161,7 +162,8 @@ class Heartbeat(Callback):
             beats = {}
             for path in self.run.ranks_dir.glob("hb-*.json"):
                 beat = read_json(path)
-                if beat:
+                # a rank of a requeued job that has not beaten yet still has its last attempt's file
+                if beat and float(beat.get("written_at", 0.0)) >= self.started_at:
                     beats[int(beat["rank"])] = beat
             culprit = find_culprit(beats, self.world_size, timeout, time.time())
             if culprit is not None and not self._stop.is_set():
