@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from ptycho_torch.errors import ConfigError
-from ptycho_torch.evaluate.stitch import WEIGHT_FLOOR
+from ptycho_torch.evaluate.stitch import WEIGHT_FLOOR, resample_batch
 from ptycho_torch.simulate.resample import DEFAULT_KERNEL_RADIUS, lanczos_weights
 
 __all__ = ["STEP", "PATIENCE", "RefineResult", "ScanGeometry", "refine_object", "poisson_deviance"]
@@ -124,10 +124,7 @@ class ScanGeometry:
     def extract(self, image: torch.Tensor) -> torch.Tensor:
         """Patches ``[n, K, N, N]`` of a real ``[K, H, W]`` image (differentiable, linear)."""
         windows = image[:, self.rows[:, :, None], self.cols[:, None, :]].transpose(0, 1)  # [n, K, L, L]
-        taps = self.weights_y.shape[1]
-        size = windows.shape[-1] - taps + 1
-        along_y = sum(self.weights_y[:, s, None, None, None] * windows[:, :, s : s + size, :] for s in range(taps))
-        return sum(self.weights_x[:, t, None, None, None] * along_y[:, :, :, t : t + size] for t in range(taps))
+        return resample_batch(windows, self.weights_y, self.weights_x)
 
     def adjoint(self, patches: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
         """``sum_k E_k^T patches[k]``: real ``[n, K, N, N]`` -> ``[K, H, W]`` (exact adjoint)."""

@@ -42,6 +42,7 @@ __all__ = [
     "canvas_shape",
     "coverage_bbox",
     "scanned_bbox",
+    "resample_batch",
 ]
 
 STITCH_MODES = ("probe_weighted", "central_crop")
@@ -78,7 +79,7 @@ def scanned_bbox(positions_xy: np.ndarray, N: int, crop: int | None = None) -> t
     return int(rows.min()), int(rows.max()) + crop, int(cols.min()), int(cols.max()) + crop
 
 
-def _resample_batch(windows: torch.Tensor, weights_y: torch.Tensor, weights_x: torch.Tensor) -> torch.Tensor:
+def resample_batch(windows: torch.Tensor, weights_y: torch.Tensor, weights_x: torch.Tensor) -> torch.Tensor:
     """Separable filtering of ``windows [n, K, L, L]`` with per-item taps ``[n, T]``: ``[n, K, L-T+1, L-T+1]``."""
     taps = weights_y.shape[1]
     size = windows.shape[-1] - taps + 1
@@ -184,7 +185,7 @@ class ObjectStitcher:
         k = torch.arange(stack.shape[0], device=self.device)[:, None, None, None]
         ch = torch.arange(3, device=self.device)[None, :, None, None]
         windows = padded[k, ch, rows[:, None, :, None], cols[:, None, None, :]]  # [n, 3, L, L]
-        placed = _resample_batch(windows, w_y, w_x)  # [n, 3, size, size]
+        placed = resample_batch(windows, w_y, w_x)  # [n, 3, size, size]
 
         offsets = torch.arange(size, device=self.device)
         target_r = torch.as_tensor(obj_r, device=self.device)[:, None] + offsets
