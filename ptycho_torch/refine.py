@@ -77,7 +77,8 @@ MAX_POSITIONS_PER_BATCH = 1024
 
 DATA_CACHE_BYTES = 1 << 30
 """Scans whose diffraction fits in this many bytes are kept on the device between passes;
-larger ones are read from the file for every mini-batch."""
+larger ones are read from the file for every mini-batch.  The same budget bounds the cached
+per-batch illumination maps (with a fixed probe)."""
 
 _LOG_FLOOR = 1e-9
 
@@ -279,7 +280,11 @@ def refine_object(
     _, deviance_before = full_pass(obj, probe_t)
     misfit_before = deviance_before / n_pixels
 
-    full_illumination = sum(illumination(g, probe_t) for g in batch_geometry)
+    # with a fixed probe each batch's illumination never changes: compute it once if it fits
+    batch_lit = [illumination(g, probe_t) for g in batch_geometry]
+    full_illumination = sum(batch_lit)
+    if refine_probe or len(batches) * 4 * shape[0] * shape[1] > DATA_CACHE_BYTES:
+        batch_lit = None
     curve: list[float] = []
     stopped_early = False
     bar = None
@@ -303,7 +308,7 @@ def refine_object(
                 # Newton's step per detector pixel for the Poisson likelihood in the amplitude:
                 # |F psi| -> 2 k |F psi| / (lambda + k); bounded, fixed point lambda = k
                 change = torch.fft.ifft2(spectrum * ((counts - rate) / (rate + counts + _LOG_FLOOR)), norm="ortho")
-                lit = illumination(geom, probe_t)
+                lit = batch_lit[b] if batch_lit is not None else illumination(geom, probe_t)
                 update = _complex_adjoint(geom, change * probe_t.conj(), shape)
                 obj += STEP * update / (lit + ILLUMINATION_FLOOR * lit.max())
                 if refine_probe:

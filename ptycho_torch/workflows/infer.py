@@ -13,7 +13,6 @@ atomic.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,11 +204,6 @@ def run_inference(payload: InferencePayload) -> InferenceResult:
         patterns_per_s=float(len(positions) / max(elapsed, 1e-9)),
         metrics=metrics,
     )
-
-
-def dumps_metrics(metrics: dict[str, Any]) -> str:
-    """Metrics as indented JSON (for printing)."""
-    return json.dumps(metrics, indent=2, sort_keys=True, default=float)
 
 
 def summary_lines(result: InferenceResult) -> list[str]:
