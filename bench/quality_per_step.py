@@ -133,6 +133,11 @@ MODIFIERS: dict[str, dict[str, Any]] = {
     "s2": {"model": {"n_filters_scale": 2}},
     "maewarm": {"callbacks": [_mae_warmup(0.1)]},
     "adamw": {"config": {"optimizer": "adamw", "weight_decay": 1e-4}},
+    # the physics estimate beside the amplitudes (ModelConfig.estimate_iters, physics/estimate.py)
+    "est1": {"model": {"estimate_iters": 1}},
+    "est3": {"model": {"estimate_iters": 3}},
+    "est5": {"model": {"estimate_iters": 5}},
+    "est10": {"model": {"estimate_iters": 10}},
 }
 
 

@@ -9,9 +9,9 @@ Cases (simulated "lines" objects, N = 64, curved probe, gridsize 1):
 * ``dense``: the demo's scan (224 px object, raster step 8 px, 400 positions, 1e9 photons).
   The network is trained on that scan itself (self-supervised, as the demo does) with the
   demo's recipe (``examples/demo.yaml``), unless ``--bundle`` gives a trained one.
-* ``sparse``: raster step 24 px (49 positions on a 208 px object), 1e4 photons: little
+* ``sparse``: raster step 24 px (49 positions on a 224 px object), 1e4 photons: little
   overlap, few photons.  The network is trained on *other* sparse scans of the same object
-  family (8 scans, other seeds, 392 patterns) and applied to an unseen one.
+  family (16 scans, other seeds, 784 patterns; 4900 steps) and applied to an unseen one.
 
 For each case: the network's own object (probe-weighted stitching), then refinement
 (:func:`ptycho_torch.refine.refine_object`) from the network's object and from a flat object,
@@ -89,10 +89,15 @@ def refine_trace(reader, start: np.ndarray, passes: int) -> dict[str, Any]:
     score = _score_fn(reader)
     scale = reader.nphotons / reader.mean_total_intensity()
     trace = Trace(score)
-    refine_object(start, reader.probe, reader.positions,
-                  lambda index: scale * np.square(reader.read_frames(index).astype(np.float64)),
-                  passes, tolerance=0.0, progress=False, on_iteration=trace)
-    return trace.summary(start=score(start))
+    result = refine_object(start, reader.probe, reader.positions,
+                           lambda index: scale * np.square(reader.read_frames(index).astype(np.float64)),
+                           passes, tolerance=0.0, progress=False, on_iteration=trace)
+    summary = trace.summary(start=score(start))
+    # what refinement hands back: the pass the held-out pixels liked best (may be before the last)
+    summary["returned"] = {**score(result.object), "best_iteration": result.best_iteration,
+                           "iterations": result.iterations, "stop_reason": result.stop_reason,
+                           "kept_start": result.kept_start}
+    return summary
 
 
 def ptychi_trace(scan: Path, reader, epochs: int) -> dict[str, Any]:
@@ -152,9 +157,9 @@ def sparse_training_file(work: Path, seeds: Sequence[int], sim: dict[str, Any]) 
 CASES: dict[str, dict[str, Any]] = {
     "dense": {"sim": {"probe": "curved"}, "test_seed": 1, "train_seeds": None, "passes": 30, "ptychi_epochs": 20,
               "recipe": {}},
-    "sparse": {"sim": {"probe": "curved", "object_size": 208, "step": 24.0, "nphotons": 1e4}, "test_seed": 100,
-               "train_seeds": list(range(101, 109)), "passes": 60, "ptychi_epochs": 60,
-               "recipe": {"nepochs": 50, "n_groups": 392}},
+    "sparse": {"sim": {"probe": "curved", "object_size": 224, "step": 24.0, "nphotons": 1e4}, "test_seed": 100,
+               "train_seeds": list(range(101, 117)), "passes": 60, "ptychi_epochs": 60,
+               "recipe": {"nepochs": 25, "n_groups": 784}},
 }
 SMOKE = {"dense": {"sim": {"probe": "curved", "object_size": 112}, "test_seed": 1, "train_seeds": None, "passes": 2,
                    "ptychi_epochs": 0, "recipe": {"nepochs": 1, "n_groups": 8}}}
@@ -209,6 +214,10 @@ def format_table(results: dict[str, Any]) -> str:
             final = row.get("final", {})
             lines.append(f"{name:<7} {label:<22} {start:6.3f} {cell(0.95):>19} {cell(0.99):>19} "
                          f"{final.get('amp_ssim', float('nan')):9.4f} {final.get('phase_ssim', float('nan')):8.4f}")
+            if "returned" in row:
+                back = row["returned"]
+                lines.append(f"{'':<7} {'  returned':<22} amp {back['amp_ssim']:.4f} phase {back['phase_ssim']:.4f}: "
+                             f"pass {back['best_iteration']} of {back['iterations']} ({back['stop_reason']})")
         net = case["network"]
         lines.append(f"{name:<7} {'network alone':<22} {net['amp_ssim']:6.3f} (phase {net['phase_ssim']:.3f}); "
                      f"passes ratio network/flat to 0.99: {case['pass_ratio_network_over_flat_0.99']}")
@@ -223,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--smoke", action="store_true", help="Tiny sizes: proves the pipeline runs (seconds).")
     parser.add_argument("--threads", type=int, default=2, help="torch threads.")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--workdir", type=Path, help="Keep the scans and trained bundles here (default: a temporary folder).")
     args = parser.parse_args(argv)
     import torch
 
@@ -232,8 +242,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         parser.error("--bundle/--scan go with exactly one case")
     results: dict[str, Any] = {"torch": torch.__version__, "threads": args.threads, "cases": {}}
     with tempfile.TemporaryDirectory(prefix="ptycho-refine-bench-") as tmp:
+        work = Path(tmp) if args.workdir is None else args.workdir
+        work.mkdir(parents=True, exist_ok=True)
         for name, case in cases.items():
-            results["cases"][name] = run_case(name, case, Path(tmp), args.bundle, args.scan)
+            results["cases"][name] = run_case(name, case, work, args.bundle, args.scan)
     print(format_table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=float) + "\n")

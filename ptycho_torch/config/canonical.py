@@ -43,6 +43,18 @@ class ModelConfig(FrozenConfig):
             "before issue 8."
         ),
     )
+    estimate_iters: int = Field(
+        5,
+        ge=0,
+        le=100,
+        description=(
+            "Iterations of the physics estimate fed to the generator beside the amplitudes: single-pattern "
+            "ePIE updates with the known probe from a uniform object (plus the overlap constraint for "
+            "gridsize > 1), so the network starts from a real-space picture of each patch "
+            "(physics/estimate.py, docs/architectures.md). 0 feeds the amplitudes alone (the behaviour, and "
+            "the bundles, of versions before this field)."
+        ),
+    )
     amp_activation: Literal["sigmoid", "swish", "softplus", "relu"] = Field(
         "sigmoid", description="Activation of the amplitude head."
     )

@@ -84,6 +84,8 @@ class CNNGenerator(nn.Module):
         amp_activation: one of :data:`AMP_ACTIVATIONS`.
         probe_big: also predict the border outside the central ``N/2`` (``pad_object``).
         pad_object: predict the central ``N/2`` and zero-pad to N; False predicts all N.
+        input_channels: channels of the input (None means ``C``, the amplitudes alone; more
+            when the module adds the physics estimate, :mod:`ptycho_torch.physics.estimate`).
     """
 
     def __init__(
@@ -94,6 +96,8 @@ class CNNGenerator(nn.Module):
         amp_activation: str = "sigmoid",
         probe_big: bool = True,
         pad_object: bool = True,
+        *,
+        input_channels: int | None = None,
     ) -> None:
         super().__init__()
         if N < 2 * _BOTTLENECK_PX or N & (N - 1):
@@ -103,13 +107,14 @@ class CNNGenerator(nn.Module):
         if gridsize < 1 or n_filters_scale < 1:
             raise ValueError(f"CNNGenerator: gridsize and n_filters_scale must be >= 1, got {gridsize}, {n_filters_scale}")
         self.N, self.C = N, gridsize * gridsize
+        self.input_channels = self.C if input_channels is None else int(input_channels)
         self.pad_object, self.probe_big = bool(pad_object), bool(probe_big and pad_object)
         self._amp_act = _activation(amp_activation)
         levels = int(math.log2(N // _BOTTLENECK_PX))
         s = n_filters_scale
         widths = [32 * s, 64 * s, 128 * s][:levels] + [128 * s] * max(0, levels - 3)
         enc: list[nn.Module] = []
-        c_in = self.C
+        c_in = self.input_channels
         for w in widths:
             enc += _conv_block(c_in, w) + [nn.MaxPool2d(2)]
             c_in = w
@@ -151,9 +156,11 @@ class CNNGenerator(nn.Module):
         return torch.where(self.centre, padded, act(border))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, C, N, N]`` float32 normalised amplitude -> ``[B, C, N, N]`` complex64 patches."""
-        if x.dim() != 4 or x.shape[1:] != (self.C, self.N, self.N):
-            raise ValueError(f"CNNGenerator: input must be [B, {self.C}, {self.N}, {self.N}], got {tuple(x.shape)}")
+        """``[B, input_channels, N, N]`` float32 (normalised amplitude first) -> ``[B, C, N, N]`` complex64 patches."""
+        if x.dim() != 4 or x.shape[1:] != (self.input_channels, self.N, self.N):
+            raise ValueError(
+                f"CNNGenerator: input must be [B, {self.input_channels}, {self.N}, {self.N}], got {tuple(x.shape)}"
+            )
         z = self.encoder(x.float().contiguous(memory_format=torch.channels_last))
         amp = self._assemble(*self.amp_decoder(z), self._amp_act)
         phase = self._assemble(*self.phase_decoder(z), lambda t: math.pi * torch.tanh(t))

@@ -4,6 +4,8 @@ Data flow for a batch (docs/conventions.md)::
 
     diffraction X [B,C,N,N] (raw amplitude)
       -> X_norm = X * (N/2) / sqrt(mean_total_intensity)         (network input)
+      [-> + physics estimate of each patch from X_norm and the probe (estimate_iters > 0),
+          physics/estimate.py: [B, 3C, N, N]]
       -> generator (model.registry) -> object patches O [B,C,N,N] complex64
       -> ForwardModel: overlap constraint (g>1, object_big) -> O * P_n / probe_scale
          (x probe mask) -> far-field amplitude A [B,C,N,N]
@@ -38,6 +40,7 @@ from ptycho_torch.errors import ConfigError
 from ptycho_torch.model.generator import AMP_ACTIVATIONS
 from ptycho_torch.model.optim import DEFAULT_OPTIM, OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler
 from ptycho_torch.model.registry import ARCHITECTURES, build_generator
+from ptycho_torch.physics.estimate import ESTIMATE_FEATURES, estimate_features
 from ptycho_torch.physics.forward import ForwardModel, gaussian_smooth, probe_disk_mask
 from ptycho_torch.physics.loss import combined_loss
 
@@ -65,6 +68,7 @@ DEFAULT_MODEL: dict[str, object] = {
     "gaussian_smoothing_sigma": 0.0,  # Gaussian blur of the probe (pixels); 0 = off
     "model_type": "pinn",  # only 'pinn' (physics loss) is implemented
     "architecture": "resunet",  # generator, a key of model.registry.GENERATORS
+    "estimate_iters": 5,  # single-pattern ePIE iterations of the physics estimate fed to the generator; 0 = off
 }
 """Canonical ModelConfig fields with their defaults; the ``model`` dict may override any."""
 
@@ -102,6 +106,8 @@ def _validate(model: dict, loss: dict, optim: dict) -> None:
         raise _bad("model.architecture", f"one of {ARCHITECTURES}", model["architecture"], "see docs/architectures.md")
     if model["amp_activation"] not in AMP_ACTIVATIONS:
         raise _bad("model.amp_activation", f"one of {AMP_ACTIVATIONS}", model["amp_activation"], "sigmoid is the default")
+    if not (isinstance(model["estimate_iters"], int) and model["estimate_iters"] >= 0):
+        raise _bad("model.estimate_iters", "an integer >= 0", model["estimate_iters"], "0 feeds the generator the amplitudes alone")
     if not (model["probe_scale"] > 0):
         raise _bad("model.probe_scale", "> 0", model["probe_scale"], "the default is 4.0")
     if model["gaussian_smoothing_sigma"] < 0:
@@ -178,9 +184,12 @@ class PtychoPINNModule(L.LightningModule):
         self.model_cfg, self.loss_cfg, self.optim_cfg = m, lo, op
         self.N, self.C = n, m["gridsize"] ** 2
         self.mean_total_intensity = float(mean_total_intensity)
+        self.estimate_iters = int(m["estimate_iters"])
 
+        input_channels = self.C * (1 + ESTIMATE_FEATURES) if self.estimate_iters else self.C
         self.generator = build_generator(
-            m["architecture"], n, m["gridsize"], m["n_filters_scale"], m["amp_activation"], m["probe_big"], m["pad_object"]
+            m["architecture"], n, m["gridsize"], m["n_filters_scale"], m["amp_activation"], m["probe_big"], m["pad_object"],
+            input_channels=input_channels,
         )
         probe_n, mask = normalise_probe(probe_t, m)
         self.forward_model = ForwardModel(
@@ -198,10 +207,21 @@ class PtychoPINNModule(L.LightningModule):
         """``X_norm = X * (N/2) / sqrt(mean_total_intensity)``, float32."""
         return diffraction.float() * (self.N / 2 / math.sqrt(self.mean_total_intensity))
 
+    def generator_input(self, x_norm: torch.Tensor, offsets: torch.Tensor | None) -> torch.Tensor:
+        """What the generator sees: ``X_norm``, plus the physics estimate when ``estimate_iters > 0``."""
+        if not self.estimate_iters:
+            return x_norm
+        illumination = self.forward_model.illumination().detach()
+        return estimate_features(x_norm, illumination, self.estimate_iters, offsets)
+
+    def generate(self, diffraction: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw diffraction ``[B, C, N, N]`` -> the generator's patches (before the overlap constraint)."""
+        offsets = None if offsets is None else offsets.float()
+        return self.generator(self.generator_input(self.normalise(diffraction), offsets))
+
     def forward(self, diffraction: torch.Tensor, offsets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw diffraction ``[B, C, N, N]`` -> (predicted normalised amplitude, constrained patches)."""
-        patches = self.generator(self.normalise(diffraction))
-        return self.forward_model(patches, None if offsets is None else offsets.float())
+        return self.forward_model(self.generate(diffraction, offsets), None if offsets is None else offsets.float())
 
     @torch.no_grad()
     def predict_patches(self, diffraction: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
@@ -211,7 +231,8 @@ class PtychoPINNModule(L.LightningModule):
     def compute_loss(self, batch: dict) -> torch.Tensor:
         """Loss of one batch dict (keys ``diffraction``, ``offsets``)."""
         x_norm = self.normalise(batch["diffraction"])
-        pred_amp, _ = self.forward_model(self.generator(x_norm), batch["offsets"].float())
+        offsets = batch["offsets"].float()
+        pred_amp, _ = self.forward_model(self.generator(self.generator_input(x_norm, offsets)), offsets)
         pred_scale = torch.exp(self.log_intensity_scale)
         if self.loss_cfg["torch_loss_mode"] == "mae":
             return combined_loss(pred_amp, x_norm, pred_scale, self.measured_scale, 0.0, 1.0)

@@ -1,8 +1,9 @@
 """Generator architectures by canonical name (``ModelConfig.architecture``).
 
 Every generator takes ``(N, gridsize, n_filters_scale, amp_activation, probe_big,
-pad_object)`` and maps ``[B, C, N, N]`` float32 normalised amplitude to ``[B, C, N, N]``
-complex64 patches.  The choices are documented in docs/architectures.md.
+pad_object, *, input_channels)`` and maps ``[B, input_channels, N, N]`` float32 (the
+normalised amplitudes, then any physics-estimate channels) to ``[B, C, N, N]`` complex64
+patches.  The choices are documented in docs/architectures.md.
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ def build_generator(
     amp_activation: str,
     probe_big: bool,
     pad_object: bool,
+    input_channels: int | None = None,
 ) -> nn.Module:
-    """The generator named ``architecture`` (a key of :data:`GENERATORS`)."""
+    """The generator named ``architecture`` (a key of :data:`GENERATORS`); ``input_channels`` None means ``gridsize**2``."""
     try:
         cls = GENERATORS[architecture]
     except KeyError:
         raise ValueError(f"unknown architecture {architecture!r}; valid: {ARCHITECTURES}") from None
-    return cls(N, gridsize, n_filters_scale, amp_activation, probe_big, pad_object)
+    return cls(N, gridsize, n_filters_scale, amp_activation, probe_big, pad_object, input_channels=input_channels)

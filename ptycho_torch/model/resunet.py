@@ -117,6 +117,11 @@ class ResUNetGenerator(nn.Module):
             bottleneck; 0 (default) leaves it out.
         head_init_scale: the heads' He-initialised weights are multiplied by this.
         blocks_per_level: residual blocks at each encoder and decoder level.
+        full_res_blocks: residual blocks at full resolution (False drops the first encoder's and
+            the last decoder's).
+        input_channels: channels of the input (None means ``C``: the amplitudes alone; the
+            module passes more when it adds the physics estimate, see
+            :mod:`ptycho_torch.physics.estimate`).
     """
 
     def __init__(
@@ -134,6 +139,7 @@ class ResUNetGenerator(nn.Module):
         head_init_scale: float = 0.1,
         blocks_per_level: int = 1,
         full_res_blocks: bool = True,
+        input_channels: int | None = None,
     ) -> None:
         super().__init__()
         if N < 2 * _BOTTLENECK_PX or N & (N - 1):
@@ -145,6 +151,7 @@ class ResUNetGenerator(nn.Module):
         if gridsize < 1 or n_filters_scale < 1:
             raise ValueError(f"ResUNetGenerator: gridsize and n_filters_scale must be >= 1, got {gridsize}, {n_filters_scale}")
         self.N, self.C = N, gridsize * gridsize
+        self.input_channels = self.C if input_channels is None else int(input_channels)
         self._amp_act = _AMP_ACTS[amp_activation]
         self.zero_border = bool(pad_object and not probe_big)
         levels = int(math.log2(N // _BOTTLENECK_PX))
@@ -155,7 +162,7 @@ class ResUNetGenerator(nn.Module):
         def blocks(c: int) -> nn.Sequential:
             return nn.Sequential(*[ResBlock(c, norm, act) for _ in range(blocks_per_level)])
 
-        self.stem = nn.Conv2d(self.C, widths[0], 3, padding=1)
+        self.stem = nn.Conv2d(self.input_channels, widths[0], 3, padding=1)
         self.enc = nn.ModuleList(blocks(w) if (i > 0 or full_res_blocks) else nn.Identity() for i, w in enumerate(widths))
         self.down = nn.ModuleList(
             nn.Conv2d(w, w_next, 3, stride=2, padding=1) for w, w_next in zip(widths, widths[1:] + [bottleneck])
@@ -194,9 +201,11 @@ class ResUNetGenerator(nn.Module):
             self.phase_head.weight.mul_(head_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, C, N, N]`` float32 normalised amplitude -> ``[B, C, N, N]`` complex64 patches."""
-        if x.dim() != 4 or x.shape[1:] != (self.C, self.N, self.N):
-            raise ValueError(f"ResUNetGenerator: input must be [B, {self.C}, {self.N}, {self.N}], got {tuple(x.shape)}")
+        """``[B, input_channels, N, N]`` float32 (normalised amplitude first) -> ``[B, C, N, N]`` complex64 patches."""
+        if x.dim() != 4 or x.shape[1:] != (self.input_channels, self.N, self.N):
+            raise ValueError(
+                f"ResUNetGenerator: input must be [B, {self.input_channels}, {self.N}, {self.N}], got {tuple(x.shape)}"
+            )
         h = self.stem(x.float().contiguous(memory_format=torch.channels_last))
         skips = []
         for block, down in zip(self.enc, self.down):

@@ -156,6 +156,13 @@ class ForwardModel(nn.Module):
             return overlap_constraint(patches, offsets_xy)
         return patches
 
+    def illumination(self) -> torch.Tensor:
+        """``[N, N]`` complex64: what multiplies the object in :func:`illuminate` (smoothed probe / probe_scale x mask)."""
+        illum = gaussian_smooth(self.probe, self.gaussian_smoothing_sigma) / self.probe_scale
+        if self.probe_mask is not None:
+            illum = illum * self.probe_mask.to(illum.real.dtype)
+        return illum
+
     def forward(self, patches: torch.Tensor, offsets_xy: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(amplitude [B, C, N, N] float32, constrained patches [B, C, N, N] complex64)``.
 

@@ -71,7 +71,7 @@ class CollapseGuard(Callback):
         was_training = pl_module.generator.training
         pl_module.generator.eval()
         try:
-            patches = pl_module.generator(pl_module.normalise(batch["diffraction"]))
+            patches = pl_module.generate(batch["diffraction"], batch.get("offsets"))
         finally:
             pl_module.generator.train(was_training)
         self.last = branch_spread(patches)

@@ -46,7 +46,10 @@ def module_from_bundle(bundle: LoadedBundle, probe: np.ndarray):
     """Rebuild the trained module from a bundle (strict: every tensor must fit)."""
     from ptycho_torch.model.module import PtychoPINNModule
 
-    training = TrainingConfig.model_validate(bundle.training_config)
+    config = dict(bundle.training_config)
+    if isinstance(config.get("model"), dict) and "estimate_iters" not in config["model"]:
+        config["model"] = {**config["model"], "estimate_iters": 0}  # bundles from before the field: amplitudes alone
+    training = TrainingConfig.model_validate(config)
     physics = bundle.physics
     module = PtychoPINNModule(
         model=model_hparams(training.model),
@@ -125,7 +128,10 @@ def _refine(plan: Any, reader: Any, start: np.ndarray, physics: dict, device: to
         "iterations": result.iterations, "seconds": result.seconds, "stopped_early": result.stopped_early,
         "misfit_before": result.misfit_before, "misfit_after": result.misfit_after,
         "kept_start": result.kept_start, "misfit_curve": result.misfit_curve,
+        "holdout_curve": result.holdout_curve, "best_iteration": result.best_iteration,
+        "stop_reason": result.stop_reason,
         "misfit": "mean Poisson deviance per detector pixel (about 1 = fits within the noise)",
+        "holdout": "the same on the held-out detector pixels (never fitted): rises when refinement over-fits the noise",
     })
     return result
 

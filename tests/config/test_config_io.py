@@ -20,8 +20,9 @@ from ptycho_torch.factory import create_training_payload
 # changes it: recompute with
 #   python -c "from ptycho_torch.config import TrainingConfig, config_hash; print(config_hash(TrainingConfig()))"
 # and record the change (it invalidates "same hash" comparisons against older runs).
-# issue 8: the default architecture became "resunet" (was "cnn").
-DEFAULT_TRAINING_HASH = "3f27caf6d41782719dd63522969eb0615572a5f2cf30e9c8b9de6217f25aad5f"
+# issue 8: the default architecture became "resunet" (was "cnn"); then model.estimate_iters
+# (default 5) was added.
+DEFAULT_TRAINING_HASH = "752d3de525acb17eeb33370f0c32f312a83f887cb24e077df1384a0984ae6ed8"
 
 
 def _payload(path=None, **kwargs):

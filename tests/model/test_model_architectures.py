@@ -53,10 +53,12 @@ def test_contract_shapes_dtype_ranges(architecture, n, gridsize):
         gen(torch.rand(1, c + 1, n, n))
 
 
+@pytest.mark.parametrize("estimate_iters", [0, 3])
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
-def test_one_training_step_then_bundle_round_trip(architecture, tmp_path):
+def test_one_training_step_then_bundle_round_trip(architecture, estimate_iters, tmp_path):
     n, gridsize = 64, 2
-    training = TrainingConfig(model={"N": n, "gridsize": gridsize, "n_filters_scale": 1, "architecture": architecture})
+    training = TrainingConfig(model={"N": n, "gridsize": gridsize, "n_filters_scale": 1, "architecture": architecture,
+                                     "estimate_iters": estimate_iters})
     model = training.model.model_dump()
     model["probe_mask_diameter"] = n / 2
     torch.manual_seed(0)
@@ -77,6 +79,8 @@ def test_one_training_step_then_bundle_round_trip(architecture, tmp_path):
                        physics={"mean_total_intensity": 50.0, "nphotons": 1e6}, config_hash="x")
     loaded = module_from_bundle(load_bundle(path), _probe(n))
     assert type(loaded.generator) is GENERATORS[architecture]
+    assert loaded.estimate_iters == estimate_iters
+    assert loaded.generator.input_channels == gridsize**2 * (3 if estimate_iters else 1)
     module.eval()
     assert torch.equal(module.predict_patches(batch["diffraction"], batch["offsets"]),
                        loaded.predict_patches(batch["diffraction"], batch["offsets"]))

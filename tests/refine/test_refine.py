@@ -74,3 +74,21 @@ def test_bad_refinement_input_is_refused(tiny_scan):
         refine_object(truth, tiny_scan.probe, tiny_scan.positions, _counts(tiny_scan), -1)
     with pytest.raises(ConfigError, match="probeGuess"):
         refine_object(truth, np.zeros((64, 64), np.complex64), tiny_scan.positions, _counts(tiny_scan), 1)
+
+
+def test_low_dose_refinement_stops_before_it_fits_the_noise(tmp_path):
+    """At 1e4 photons the likelihood's optimum fits the noise: held-out pixels catch it.
+
+    Started from the true object, every pass can only fit noise, so the held-out misfit must
+    stop refinement within a few passes and the truth must come back (it is the best object
+    the held-out pixels saw), said as a kept start.
+    """
+    path = tmp_path / "low.npz"
+    write_scan(SimulationConfig(object_size=112, step=16.0, probe="curved", nphotons=1e4, seed=7), path)
+    reader = open_scan(path)
+    with pytest.warns(UserWarning, match="starting object is kept"):
+        result = refine_object(reader.object_guess, reader.probe, reader.positions, _counts(reader), 40,
+                               tolerance=0, progress=False)
+    assert result.stop_reason == "over-fitting" and result.iterations < 40
+    assert len(result.holdout_curve) == result.iterations and result.best_iteration == 0 and result.kept_start
+    assert _score(reader, result.object)["amp_ssim"] > 0.99

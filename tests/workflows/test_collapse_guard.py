@@ -13,7 +13,7 @@ from ptycho_torch.workflows.guard import CollapseGuard, branch_spread
 
 
 class _Module:
-    """Just what the guard touches: ``generator`` and ``normalise``."""
+    """Just what the guard touches: ``generator`` (for train/eval) and ``generate``."""
 
     def __init__(self, phase_constant: bool) -> None:
         self.phase_constant = phase_constant
@@ -26,9 +26,8 @@ class _Module:
         phase = torch.full(x.shape, 0.3) if self.phase_constant else torch.rand(x.shape, generator=g) - 0.5
         return torch.polar(amp, phase)
 
-    @staticmethod
-    def normalise(x):
-        return x
+    def generate(self, diffraction, offsets=None):
+        return self.generator(diffraction)
 
 
 def _run(guard, module, steps):
