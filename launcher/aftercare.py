@@ -7,6 +7,7 @@ from the newest valid checkpoint:
 - a hung rank (the watchdog recorded ``status: HUNG``);
 - a rank that died from SIGKILL (srun's own ``task N: Killed`` line: OOM killer, kill -9).
 
+A node failure is requeued by SLURM itself (:mod:`launcher.scheduler_requeue` counts it).
 Not retried: a code error or bad input (a rank raised), a cancel, a time limit (SLURM's
 ``CANCELLED AT`` line), or a spent budget.  The run record says which and why.
 """
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 from launcher.rundir import RunDir
+from launcher.scheduler_requeue import NODE_FAILURE_RE
 
 _JOB_ENDED_RE = re.compile(r"\*\*\* JOB \S+ ON \S+ CANCELLED AT")  # scancel or time limit (a step's own cancel says STEP)
 _TASK_RE = re.compile(r"task (\d+): (Killed|Exited with exit code \d+|Terminated|Segmentation fault|Aborted)")
@@ -35,6 +37,8 @@ def first_task_failure(text: str) -> tuple[int, str] | None:
 def decide(run: RunDir, batch_log: str) -> tuple[str | None, str]:
     """(retry reason or None, explanation)."""
     state = run.state()
+    if NODE_FAILURE_RE.search(batch_log):
+        return None, "node failure: SLURM requeues the job itself (counted when it restarts)"
     if _JOB_ENDED_RE.search(batch_log) or state.get("cancel_requested_at"):
         return None, "cancelled or time limit (SLURM ended the job)"
     if state.get("status") == "HUNG":

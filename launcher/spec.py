@@ -94,17 +94,24 @@ def aftercare_trap(cluster: ClusterConfig, run_dir: str) -> str:
     return f"trap {shlex.quote(inner)} EXIT"
 
 
+def restart_check(cluster: ClusterConfig, run_dir: str) -> str:
+    """On a restart, count a requeue SLURM made by itself (node failure); exit 1 if over budget."""
+    return (f'if [ "${{SLURM_RESTART_COUNT:-0}}" -gt 0 ]; then {python_command(cluster)} -m launcher.scheduler_requeue '
+            f'{shlex.quote(str(run_dir))}; fi')
+
+
 def setup_lines(cluster: ClusterConfig, res: Resources, run_dir: str | None = None) -> list[str]:
     """Batch-script lines before srun: ``set -e``, the user's setup, exports, SRUN_CPUS_PER_TASK, MASTER_PORT.
 
     ``set -e`` first: a failing setup line (module load, conda activate) ends the job there.
-    With ``run_dir`` (one run, not an array) an EXIT trap runs the after-srun step.
+    With ``run_dir`` (one run, not an array) a restart is checked against the requeue budget
+    (:func:`restart_check`) and an EXIT trap runs the after-srun step.
     """
     lines = ["set -e", *cluster.setup]
     lines += [f"export {key}={shlex.quote(value)}" for key, value in task_environment(cluster, res).items()]
     lines += ["export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK", MASTER_PORT_LINE]
     if run_dir is not None:
-        lines.append(aftercare_trap(cluster, run_dir))
+        lines += [restart_check(cluster, run_dir), aftercare_trap(cluster, run_dir)]
     return lines
 
 

@@ -157,7 +157,8 @@ KillWait=5
 OverTimeLimit=0
 InactiveLimit=0
 MessageTimeout=10
-SlurmdTimeout=60
+# a killed slurmd (node failure) is noticed after 20-27 s (ping every SlurmdTimeout/3), not 5 min
+SlurmdTimeout=20
 $NODE_LINES
 PartitionName=debug Nodes=$PART_NODES Default=YES MaxTime=INFINITE State=UP
 CONF
