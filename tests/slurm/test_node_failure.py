@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -18,7 +19,8 @@ from slurm_helpers import launch, read, run_dir, scheduler_state, wait_job_done,
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
 STATE_DIR = Path(os.environ.get("SLURM_STATE", "/tmp/ptycho-slurm"))
-STEPS = 100  # 32 patterns / 2 ranks / batch 8 = 2 steps per epoch, 50 epochs: still training when the node is declared dead
+STEPS = 200  # 2 steps per epoch (32 patterns / 2 ranks / batch 8); ~0.5 s a step here: still training ~35 s after the kill
+SLURMD = shutil.which("slurmd") or "/usr/sbin/slurmd"
 DEAD_NODE = "node2"  # rank 1; the batch script and rank 0 run on node1
 
 
@@ -62,7 +64,7 @@ def test_killed_slurmd_is_requeued_by_slurm_and_the_run_completes(workdir, slurm
         newest = max(_checkpoint_steps(rd))
         print(f"\nkilled slurmd of {DEAD_NODE} -> status NODE_FAIL: {seen_at - killed_at:.1f} s (scheduler: {sched})")
     finally:
-        subprocess.run(["slurmd", "-N", DEAD_NODE], check=True, timeout=60)  # the node comes back
+        subprocess.run([SLURMD, "-N", DEAD_NODE], check=True, timeout=60)  # the node comes back
     back_at = time.time()
     state = wait_job_done(workdir, "nodefail", timeout=400)
     assert scheduler_state(job) == "COMPLETED"
