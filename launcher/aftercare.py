@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from launcher.rundir import RunDir
-from launcher.scheduler_requeue import NODE_FAILURE_RE
+from launcher.scheduler_requeue import NODE_FAILURE_RE, batch_log
 
 _JOB_ENDED_RE = re.compile(r"\*\*\* JOB \S+ ON \S+ CANCELLED AT")  # scancel or time limit (a step's own cancel says STEP)
 _TASK_RE = re.compile(r"task (\d+): (Killed|Exited with exit code \d+|Terminated|Segmentation fault|Aborted)")
@@ -53,9 +53,7 @@ def aftercare(run_dir: str | Path, rc: int, job_id: str | None = None) -> str:
     """Requeue or record the end; returns what was done (also printed to the batch log)."""
     run = RunDir(Path(run_dir))
     job_id = job_id or os.environ.get("SLURM_JOB_ID")
-    log = Path(run.launch().get("log_dir") or run.logs_dir) / f"{job_id}_0_log.err"
-    text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
-    reason, why = decide(run, text)
+    reason, why = decide(run, batch_log(run, str(job_id)))
     state = run.state()
     if reason is None:
         return f"srun exit {rc}: {why}"

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,13 +38,33 @@ NODE_FAILURE_RE = re.compile(r"\*\*\* JOB \S+ ON \S+ CANCELLED AT \S+ DUE TO NOD
 REFUSED_EXIT = 1
 
 
-def batch_log(run: RunDir, job_id: str) -> str:
-    """The tail of the job's batch/rank-0 error log (where slurmstepd writes its ``***`` lines)."""
-    path = Path(run.launch().get("log_dir") or run.logs_dir) / f"{job_id}_0_log.err"
+def _job_stderr(job_id: str) -> Path | None:
+    """The job's own stderr file (``StdErr=`` of ``scontrol show job``), while SLURM knows the job."""
     try:
-        return path.read_text(encoding="utf-8", errors="replace")[-200_000:]
-    except OSError:
-        return ""
+        out = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"\bStdErr=(\S+)", out.stdout)
+    return Path(match.group(1)) if out.returncode == 0 and match else None
+
+
+def batch_log(run: RunDir, job_id: str) -> str:
+    """The tail of the job's batch log: where srun and slurmstepd write their own lines.
+
+    Under ptycho-launch (submitit) that is rank 0's ``<job>_0_log.err`` in the run's log folder.
+    A plain-sbatch run (``slurm/train.sbatch``, mode ``sbatch``) has them in the job's
+    ``--output`` file instead, which is read too.
+    """
+    paths = [Path(run.launch().get("log_dir") or run.logs_dir) / f"{job_id}_0_log.err"]
+    if run.launch().get("mode") == "sbatch":
+        paths.append(_job_stderr(job_id))
+    texts = []
+    for path in dict.fromkeys(p.resolve() for p in paths if p is not None):
+        try:
+            texts.append(path.read_text(encoding="utf-8", errors="replace")[-200_000:])
+        except OSError:
+            pass
+    return "\n".join(texts)
 
 
 def requeue_cause(log_text: str, restarts: int) -> tuple[str, str]:

@@ -88,16 +88,24 @@ MASTER_PORT_LINE = ("MASTER_PORT=$(( {low} + ${{SLURM_JOB_ID:-0}} % {span} )); f
                     ).format(low=PORT_LOW, span=PORT_HIGH - PORT_LOW, probes=PROBES)
 
 
-def aftercare_trap(cluster: ClusterConfig, run_dir: str) -> str:
-    """``trap ... EXIT``: when srun fails, :mod:`launcher.aftercare` requeues hangs and killed ranks."""
-    inner = f"rc=$?; [ $rc -eq 0 ] || {python_command(cluster)} -m launcher.aftercare {shlex.quote(str(run_dir))} $rc || true"
+def aftercare_trap(python: str, run_dir_word: str) -> str:
+    """``trap ... EXIT``: when srun fails, :mod:`launcher.aftercare` requeues hangs and killed ranks.
+
+    ``python`` and ``run_dir_word`` are shell words as they go into the script (quoted
+    already, or a quoted variable such as ``"$RUN_DIR"``).
+    """
+    inner = f"rc=$?; [ $rc -eq 0 ] || {python} -m launcher.aftercare {run_dir_word} $rc || true"
     return f"trap {shlex.quote(inner)} EXIT"
 
 
-def restart_check(cluster: ClusterConfig, run_dir: str) -> str:
+def restart_check(python: str, run_dir_word: str) -> str:
     """On a restart, count a requeue SLURM made by itself (node failure); exit 1 if over budget."""
-    return (f'if [ "${{SLURM_RESTART_COUNT:-0}}" -gt 0 ]; then {python_command(cluster)} -m launcher.scheduler_requeue '
-            f'{shlex.quote(str(run_dir))}; fi')
+    return f'if [ "${{SLURM_RESTART_COUNT:-0}}" -gt 0 ]; then {python} -m launcher.scheduler_requeue {run_dir_word}; fi'
+
+
+def job_care_lines(python: str, run_dir_word: str) -> list[str]:
+    """The restart check, then the after-srun trap (one run; the run directory known in the script)."""
+    return [restart_check(python, run_dir_word), aftercare_trap(python, run_dir_word)]
 
 
 def setup_lines(cluster: ClusterConfig, res: Resources, run_dir: str | None = None) -> list[str]:
@@ -111,7 +119,7 @@ def setup_lines(cluster: ClusterConfig, res: Resources, run_dir: str | None = No
     lines += [f"export {key}={shlex.quote(value)}" for key, value in task_environment(cluster, res).items()]
     lines += ["export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK", MASTER_PORT_LINE]
     if run_dir is not None:
-        lines += [restart_check(cluster, run_dir), aftercare_trap(cluster, run_dir)]
+        lines += job_care_lines(python_command(cluster), shlex.quote(str(run_dir)))
     return lines
 
 

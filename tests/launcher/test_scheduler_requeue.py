@@ -98,3 +98,15 @@ def test_batch_script_checks_a_restart_before_srun_and_before_the_trap(run_dir):
     import shlex
 
     assert shlex.quote(run_dir) in lines[check]
+
+
+def test_plain_sbatch_template_gets_the_same_care_once_its_run_directory_is_known():
+    from launcher.templates import render_train
+
+    lines = render_train().splitlines()
+    run_dir_line = next(i for i, line in enumerate(lines) if line.startswith("RUN_DIR="))
+    check = next(i for i, line in enumerate(lines) if "launcher.scheduler_requeue" in line)
+    trap = next(i for i, line in enumerate(lines) if line.startswith("trap "))
+    srun = next(i for i, line in enumerate(lines) if line.startswith("srun "))
+    assert run_dir_line < check < trap < srun
+    assert '"$RUN_DIR"' in lines[check] and '"$RUN_DIR"' in lines[trap]
