@@ -74,3 +74,26 @@ def test_killed_slurmd_is_requeued_by_slurm_and_the_run_completes(workdir, slurm
     assert resumed and (f"step={newest}" in resumed or resumed.endswith("last.ckpt")), (resumed, newest)
     print(f"slurmd back -> COMPLETED with no user command: {state['finished_at'] - back_at:.1f} s "
           f"(killed -> COMPLETED {state['finished_at'] - killed_at:.1f} s), resumed from {Path(resumed).name}")
+
+
+def test_node_failure_beyond_the_budget_is_not_restarted(workdir, slurm_cluster):
+    if DEAD_NODE not in slurm_cluster["nodes"]:
+        pytest.skip(f"needs the 2-node dev cluster (nodes: {slurm_cluster['nodes']})")
+    out = launch(workdir, "--run-id", "nodefail-nobudget", "--nodes", "2", "--devices", "1", "--strategy", "ddp",
+                 "--set", f"nepochs={STEPS // 2}", "--requeue-budget", "0")
+    assert out.returncode == 0, out.stderr
+    rd = run_dir(workdir, "nodefail-nobudget")
+    job = read(rd / "launch.json")["job_ids"][-1]
+    wait_until(lambda: read(rd / "progress.json").get("global_step", 0) >= 2, 180, poll=0.1, what="step 2")
+    os.kill(_slurmd_pid(DEAD_NODE), signal.SIGKILL)
+    try:
+        wait_until(lambda: scheduler_state(job) in ("PENDING", "COMPLETING"), 150, poll=1, what="SLURM's own requeue")
+        status = launch(workdir, "status", "nodefail-nobudget").stdout
+        assert "training   FAILED" in status and "requeue budget spent (0/0)" in status, status
+    finally:
+        subprocess.run([SLURMD, "-N", DEAD_NODE], check=True, timeout=60)
+    wait_until(lambda: scheduler_state(job) == "FAILED", 180, poll=1, what="the refused restart to end the job")
+    state = read(rd / "state.json")
+    assert state["status"] == "FAILED" and state["attempts"] == 1 and state["requeues"] == 0, state
+    log = (rd / "logs" / f"{job}_0_log.err").read_text()
+    assert f"restart 1 of job {job} refused" in log, log[-2000:]
