@@ -14,7 +14,6 @@ Not retried: a code error or bad input (a rank raised), a cancel, a time limit (
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 from launcher.rundir import RunDir
-from launcher.scheduler_requeue import NODE_FAILURE_RE, batch_log
+from launcher.scheduler_requeue import NODE_FAILURE_RE, batch_log, job_label
 
 _JOB_ENDED_RE = re.compile(r"\*\*\* JOB \S+ ON \S+ CANCELLED AT")  # scancel or time limit (a step's own cancel says STEP)
 _TASK_RE = re.compile(r"task (\d+): (Killed|Exited with exit code \d+|Terminated|Segmentation fault|Aborted)")
@@ -52,7 +51,7 @@ def decide(run: RunDir, batch_log: str) -> tuple[str | None, str]:
 def aftercare(run_dir: str | Path, rc: int, job_id: str | None = None) -> str:
     """Requeue or record the end; returns what was done (also printed to the batch log)."""
     run = RunDir(Path(run_dir))
-    job_id = job_id or os.environ.get("SLURM_JOB_ID")
+    job_id = job_id or job_label()
     reason, why = decide(run, batch_log(run, str(job_id)))
     state = run.state()
     if reason is None:

@@ -102,9 +102,17 @@ def on_restart(run_dir: str | Path, job_id: str, restarts: int) -> tuple[bool, s
     return True, f"restart {restarts} of job {job_id}: {state.get('requeue_reason') or 'continuing'}"
 
 
+def job_label(env: dict[str, str] | None = None) -> str:
+    """This job as its records and log files name it: ``<array job>_<task>`` for an array task, else its id."""
+    env = dict(os.environ if env is None else env)
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get("SLURM_JOB_ID", "")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    job_id = os.environ.get("SLURM_JOB_ID", "")
+    job_id = job_label()
     restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
     if not args or not job_id or restarts <= 0:
         return 0

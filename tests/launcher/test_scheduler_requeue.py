@@ -110,3 +110,20 @@ def test_plain_sbatch_template_gets_the_same_care_once_its_run_directory_is_know
     srun = next(i for i, line in enumerate(lines) if line.startswith("srun "))
     assert run_dir_line < check < trap < srun
     assert '"$RUN_DIR"' in lines[check] and '"$RUN_DIR"' in lines[trap]
+
+
+def test_array_tasks_find_their_own_run_and_name_themselves_like_their_records(tmp_path):
+    from launcher.scheduler_requeue import job_label
+    from launcher.submit import array_run_prefix
+
+    runs = [tmp_path / f"sw-{k}" for k in range(3)]
+    prefix = array_run_prefix(runs)
+    assert prefix == str(tmp_path / "sw-")
+    assert array_run_prefix([tmp_path / "a", tmp_path / "b"]) is None
+    lines = setup_lines(ClusterConfig(), Resources(devices=1, num_nodes=1, num_workers=0, accelerator="cpu"),
+                        array_run_prefix=prefix)
+    check = next(line for line in lines if "launcher.scheduler_requeue" in line)
+    assert check.endswith(f'{prefix}"$SLURM_ARRAY_TASK_ID"; fi') or '"$SLURM_ARRAY_TASK_ID"' in check
+    assert any(line.startswith("trap ") and "SLURM_ARRAY_TASK_ID" in line for line in lines)
+    assert job_label({"SLURM_JOB_ID": "45", "SLURM_ARRAY_JOB_ID": "43", "SLURM_ARRAY_TASK_ID": "2"}) == "43_2"
+    assert job_label({"SLURM_JOB_ID": "45"}) == "45"
