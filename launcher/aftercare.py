@@ -7,13 +7,13 @@ from the newest valid checkpoint:
 - a hung rank (the watchdog recorded ``status: HUNG``);
 - a rank that died from SIGKILL (srun's own ``task N: Killed`` line: OOM killer, kill -9).
 
+A node failure is requeued by SLURM itself (:mod:`launcher.scheduler_requeue` counts it).
 Not retried: a code error or bad input (a rank raised), a cancel, a time limit (SLURM's
 ``CANCELLED AT`` line), or a spent budget.  The run record says which and why.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from launcher.rundir import RunDir
+from launcher.scheduler_requeue import NODE_FAILURE_RE, batch_log, job_label
 
 _JOB_ENDED_RE = re.compile(r"\*\*\* JOB \S+ ON \S+ CANCELLED AT")  # scancel or time limit (a step's own cancel says STEP)
 _TASK_RE = re.compile(r"task (\d+): (Killed|Exited with exit code \d+|Terminated|Segmentation fault|Aborted)")
@@ -35,6 +36,8 @@ def first_task_failure(text: str) -> tuple[int, str] | None:
 def decide(run: RunDir, batch_log: str) -> tuple[str | None, str]:
     """(retry reason or None, explanation)."""
     state = run.state()
+    if NODE_FAILURE_RE.search(batch_log):
+        return None, "node failure: SLURM requeues the job itself (counted when it restarts)"
     if _JOB_ENDED_RE.search(batch_log) or state.get("cancel_requested_at"):
         return None, "cancelled or time limit (SLURM ended the job)"
     if state.get("status") == "HUNG":
@@ -48,10 +51,8 @@ def decide(run: RunDir, batch_log: str) -> tuple[str | None, str]:
 def aftercare(run_dir: str | Path, rc: int, job_id: str | None = None) -> str:
     """Requeue or record the end; returns what was done (also printed to the batch log)."""
     run = RunDir(Path(run_dir))
-    job_id = job_id or os.environ.get("SLURM_JOB_ID")
-    log = Path(run.launch().get("log_dir") or run.logs_dir) / f"{job_id}_0_log.err"
-    text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
-    reason, why = decide(run, text)
+    job_id = job_id or job_label()
+    reason, why = decide(run, batch_log(run, str(job_id)))
     state = run.state()
     if reason is None:
         return f"srun exit {rc}: {why}"

@@ -71,7 +71,7 @@ class ClusterConfig(BaseModel):
     env: dict[str, str] = Field(default_factory=dict, description="Environment variables exported to every task (NAME: value).")
     signal_lead_s: int = Field(120, ge=10, le=3600, description="Seconds before the time limit at which SLURM sends the preemption signal (USR2).")
     checkpoint_time_s: float = Field(30.0, gt=0, le=3600, description="Upper bound, seconds, for reaching a batch boundary plus writing one checkpoint; must be below signal_lead_s.")
-    requeue_budget: int = Field(3, ge=0, le=1000, description="How many times a run may requeue itself after a preemption/time-limit signal.")
+    requeue_budget: int = Field(3, ge=0, le=1000, description="How many times a run may be requeued automatically: preemption/time-limit signals, hung or killed ranks, node failures (one shared budget).")
     hang_timeout_s: float | None = Field(None, ge=5, le=86400, description="Seconds without progress after which a rank counts as hung and the job ends (then requeues within the budget); None: max(300, 20 x the median step time). The process-group collective timeout is this plus 60 s.")
     python: list[str] | None = Field(None, description="Python interpreter on the compute nodes, as words (a string is split like a shell would, e.g. 'env python3'); every word is quoted in the script, so no shell code runs; None: the one running ptycho-launch.")
     container: list[str] | None = Field(None, description="Command prefix that runs each task in a container, as words, e.g. 'apptainer exec --nv image.sif' (placed before python; every word quoted).")

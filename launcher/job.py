@@ -182,7 +182,8 @@ def run_job(run_dir: str | Path) -> dict[str, Any]:
         line = err.one_line() if hasattr(err, "one_line") else f"{type(err).__name__}: {' '.join(str(err).split())}"
         run.write_rank_record(info.rank, status="FAILED", error=line, failed_at=time.time(),
                               traceback=traceback.format_exc()[-4000:])
-        if run.state().get("status") != "FAILED":  # the first failing rank names the cause
+        # the first failing rank names the cause; a restart SLURM already queued (node failure) keeps its word
+        if run.state().get("status") not in ("FAILED", "NODE_FAIL", "REQUEUED"):
             run.update_state(status="FAILED", error=f"rank {info.rank}: {line}")
         raise
     summary = {"rank": info.rank, "world_size": int(result.world_size), "global_step": int(result.global_step),

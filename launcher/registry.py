@@ -53,6 +53,15 @@ def scheduler_state(job_id: str) -> str | None:
     return None
 
 
+def scheduler_restarts(job_id: str) -> int:
+    """How many times SLURM restarted the job (``Restarts=`` of ``scontrol show job``; 0 if unknown)."""
+    text = _run(["scontrol", "-o", "show", "job", job_id]) or ""
+    for tok in text.split():
+        if tok.startswith("Restarts="):
+            return int(tok.split("=", 1)[1] or 0)
+    return 0
+
+
 def active_jobs(run: RunDir) -> list[tuple[str, str]]:
     """(job id, state) of every job of the run that the scheduler still has pending or running."""
     out = []
@@ -86,18 +95,10 @@ def refuse_if_active(run: RunDir, *, force: bool, action: str) -> None:
     run.update_state(status="CANCELLED", cancelled_by="--force")
 
 
-LIVE_STATUSES = {"PREPARED", "SUBMITTED", "RUNNING", "REQUEUED", "HUNG"}
+LIVE_STATUSES = {"PREPARED", "SUBMITTED", "RUNNING", "REQUEUED", "HUNG", "NODE_FAIL"}
 
 
-def _batch_log(run: RunDir, job_id: str) -> str:
-    path = Path(run.launch().get("log_dir") or run.logs_dir) / f"{job_id}_0_log.err"
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")[-200_000:]
-    except OSError:
-        return ""
-
-
-def reconcile(run: RunDir, sched: str | None) -> dict[str, Any]:
+def reconcile(run: RunDir, sched: str | None, restarts: int | None = None) -> dict[str, Any]:
     """Make the run record agree with the scheduler once its job has ended; returns the state.
 
     The job writes its own record, but a job that is cancelled, hits its time limit, loses a
@@ -105,8 +106,19 @@ def reconcile(run: RunDir, sched: str | None) -> dict[str, Any]:
     ended and the record still says it lives (or says FAILED for a job the user cancelled),
     the record takes the scheduler's word, names the rank srun saw die first, and notes
     ``reconciled_at``.  Called by status, list and logs.
+
+    A job that the scheduler queued again by itself (a node failed: SLURM requeues a
+    ``--requeue`` job on its own) is noted as such while it waits -- ``NODE_FAIL``, one more
+    requeue within the budget -- instead of RUNNING (:mod:`launcher.scheduler_requeue`);
+    ``restarts`` is SLURM's restart count of the job (asked from ``scontrol`` when None).
     """
     state = run.state()
+    if sched is not None and sched not in TERMINAL_STATES and sched != "RUNNING" and run.job_id:
+        restarts = scheduler_restarts(str(run.job_id)) if restarts is None else restarts
+        if restarts > 0:
+            from launcher.scheduler_requeue import note_scheduler_requeue
+
+            return note_scheduler_requeue(run, str(run.job_id), restarts)
     if sched is None or sched not in TERMINAL_STATES:
         return state
     status = state.get("status")
@@ -126,8 +138,9 @@ def reconcile(run: RunDir, sched: str | None) -> dict[str, Any]:
     else:
         fields.update(status="FAILED")
     from launcher.aftercare import first_task_failure
+    from launcher.scheduler_requeue import batch_log
 
-    died = first_task_failure(_batch_log(run, str(run.job_id)))
+    died = first_task_failure(batch_log(run, str(run.job_id)))
     if died and not cancelled and (died[1] == "Killed" or not state.get("error")):
         rank, how = died
         fields["error"] = (f"rank {rank} was killed by a signal (srun: task {rank}: Killed)" if how == "Killed"
@@ -149,7 +162,7 @@ def run_status(run: RunDir) -> dict[str, Any]:
     failed = sorted((rec.get("failed_at", 0), r, rec["error"]) for r, rec in run.rank_records().items()
                     if rec.get("error") and rec.get("status") == "FAILED")
     first_error = f"rank {failed[0][1]}: {failed[0][2]}" if failed and not state.get("reconciled_at") and \
-        state.get("status") not in ("HUNG", "CANCELLED") else None
+        state.get("status") not in ("HUNG", "CANCELLED", "NODE_FAIL", "REQUEUED") else None
     return {
         "run_id": run.run_id,
         "path": str(run.path),

@@ -88,27 +88,52 @@ MASTER_PORT_LINE = ("MASTER_PORT=$(( {low} + ${{SLURM_JOB_ID:-0}} % {span} )); f
                     ).format(low=PORT_LOW, span=PORT_HIGH - PORT_LOW, probes=PROBES)
 
 
-def aftercare_trap(cluster: ClusterConfig, run_dir: str) -> str:
-    """``trap ... EXIT``: when srun fails, :mod:`launcher.aftercare` requeues hangs and killed ranks."""
-    inner = f"rc=$?; [ $rc -eq 0 ] || {python_command(cluster)} -m launcher.aftercare {shlex.quote(str(run_dir))} $rc || true"
+def aftercare_trap(python: str, run_dir_word: str) -> str:
+    """``trap ... EXIT``: when srun fails, :mod:`launcher.aftercare` requeues hangs and killed ranks.
+
+    ``python`` and ``run_dir_word`` are shell words as they go into the script (quoted
+    already, or a quoted variable such as ``"$RUN_DIR"``).
+    """
+    inner = f"rc=$?; [ $rc -eq 0 ] || {python} -m launcher.aftercare {run_dir_word} $rc || true"
     return f"trap {shlex.quote(inner)} EXIT"
 
 
-def setup_lines(cluster: ClusterConfig, res: Resources, run_dir: str | None = None) -> list[str]:
+def restart_check(python: str, run_dir_word: str) -> str:
+    """On a restart, count a requeue SLURM made by itself (node failure); exit 1 if over budget."""
+    return f'if [ "${{SLURM_RESTART_COUNT:-0}}" -gt 0 ]; then {python} -m launcher.scheduler_requeue {run_dir_word}; fi'
+
+
+def job_care_lines(python: str, run_dir_word: str) -> list[str]:
+    """The restart check, then the after-srun trap (one run; the run directory known in the script)."""
+    return [restart_check(python, run_dir_word), aftercare_trap(python, run_dir_word)]
+
+
+def array_run_dir_word(prefix: str) -> str:
+    """The shell word of an array task's run directory: ``<prefix><task id>`` (sweep runs are ``<sweep id>-<k>``)."""
+    return shlex.quote(prefix) + '"$SLURM_ARRAY_TASK_ID"'
+
+
+def setup_lines(cluster: ClusterConfig, res: Resources, run_dir: str | None = None,
+                array_run_prefix: str | None = None) -> list[str]:
     """Batch-script lines before srun: ``set -e``, the user's setup, exports, SRUN_CPUS_PER_TASK, MASTER_PORT.
 
     ``set -e`` first: a failing setup line (module load, conda activate) ends the job there.
-    With ``run_dir`` (one run, not an array) an EXIT trap runs the after-srun step.
+    With ``run_dir`` (one run) or ``array_run_prefix`` (a job array whose task k trains
+    ``<prefix>k``) a restart is checked against the requeue budget (:func:`restart_check`)
+    and an EXIT trap runs the after-srun step.
     """
     lines = ["set -e", *cluster.setup]
     lines += [f"export {key}={shlex.quote(value)}" for key, value in task_environment(cluster, res).items()]
     lines += ["export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK", MASTER_PORT_LINE]
     if run_dir is not None:
-        lines.append(aftercare_trap(cluster, run_dir))
+        lines += job_care_lines(python_command(cluster), shlex.quote(str(run_dir)))
+    elif array_run_prefix is not None:
+        lines += job_care_lines(python_command(cluster), array_run_dir_word(array_run_prefix))
     return lines
 
 
-def slurm_parameters(cluster: ClusterConfig, res: Resources, run_dir: str | None = None) -> dict[str, Any]:
+def slurm_parameters(cluster: ClusterConfig, res: Resources, run_dir: str | None = None,
+                     array_run_prefix: str | None = None) -> dict[str, Any]:
     """Keyword arguments for ``submitit.SlurmExecutor.update_parameters`` (sbatch names)."""
     params: dict[str, Any] = {
         "job_name": cluster.job_name,
@@ -117,7 +142,7 @@ def slurm_parameters(cluster: ClusterConfig, res: Resources, run_dir: str | None
         "cpus_per_task": cpus_per_task(cluster, res),
         "time": cluster.time_min,
         "signal_delay_s": cluster.signal_lead_s,
-        "setup": setup_lines(cluster, res, run_dir),
+        "setup": setup_lines(cluster, res, run_dir, array_run_prefix),
         "srun_args": list(SRUN_ARGS),
         "additional_parameters": {"requeue": True},
     }

@@ -40,14 +40,27 @@ def _render_only_executor_class() -> Any:
     return RenderOnlySlurmExecutor
 
 
-def make_executor(prepared: PreparedRun, folder: Path, *, render_only: bool = False, single_run: bool = True) -> Any:
-    """A SlurmExecutor with this run's parameters, writing its files (and per-rank logs) to ``folder``."""
+def array_run_prefix(runs: Sequence[Path]) -> str | None:
+    """``<runs>/<sweep id>-`` when array task k trains ``<prefix>k`` (sweep members), else None."""
+    first = str(runs[0])
+    prefix = first[:-1] if first.endswith("-0") else None
+    return prefix if prefix and all(str(r) == f"{prefix}{k}" for k, r in enumerate(runs)) else None
+
+
+def make_executor(prepared: PreparedRun, folder: Path, *, render_only: bool = False, single_run: bool = True,
+                  array_runs: Sequence[Path] | None = None) -> Any:
+    """A SlurmExecutor with this run's parameters, writing its files (and per-rank logs) to ``folder``.
+
+    ``array_runs``: the run directories of a job array's tasks, in task order (the batch
+    script then finds each task's run for the restart check and the after-srun step).
+    """
     import submitit
 
     cls = _render_only_executor_class() if render_only else submitit.SlurmExecutor
     executor = cls(folder=folder, python=python_command(prepared.cluster), max_num_timeout=0)
     run_dir = str(prepared.run.path) if single_run else None  # an array's tasks have different runs
-    executor.update_parameters(**slurm_parameters(prepared.cluster, prepared.resources, run_dir))
+    prefix = array_run_prefix(array_runs) if array_runs else None
+    executor.update_parameters(**slurm_parameters(prepared.cluster, prepared.resources, run_dir, prefix))
     return executor
 
 
@@ -57,7 +70,8 @@ def render_sbatch(prepared: PreparedRun, array_size: int | None = None) -> str:
     Uses submitit 1.5's ``_make_submission_file_text``, the function its submission calls.
     Needs no SLURM command on PATH.
     """
-    executor = make_executor(prepared, prepared.run.logs_dir, render_only=True, single_run=not array_size)
+    executor = make_executor(prepared, prepared.run.logs_dir, render_only=True, single_run=not array_size,
+                             array_runs=[prepared.run.path] if array_size else None)
     if array_size:
         executor.update_parameters(map_count=array_size)
     return executor._make_submission_file_text(executor._submitit_command_str, DRY_RUN_UID)
@@ -85,7 +99,7 @@ def submit_run(prepared: PreparedRun) -> str:
 def submit_sweep(prepared: Sequence[PreparedRun], log_dir: Path) -> list[str]:
     """Submit several runs as one job array; every task trains its own run directory."""
     first = prepared[0]
-    executor = make_executor(first, log_dir, single_run=False)
+    executor = make_executor(first, log_dir, single_run=False, array_runs=[p.run.path for p in prepared])
     try:
         with executor.batch():
             jobs = [executor.submit(TrainJob(p.run.path)) for p in prepared]

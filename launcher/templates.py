@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from launcher.config import ClusterConfig
-from launcher.spec import SRUN_ARGS, Resources, sbatch_directives, setup_lines, slurm_parameters
+from launcher.spec import SRUN_ARGS, Resources, job_care_lines, sbatch_directives, setup_lines, slurm_parameters
 
 SLURM_DIR = Path(__file__).resolve().parent.parent / "slurm"
 PY = '"$PYTHON"'
@@ -50,7 +50,7 @@ def render_train() -> str:
     body = ["set -euo pipefail", 'CONFIG=${1:?usage: sbatch slurm/train.sbatch run.yaml [RUN_ID]}',
             'PYTHON=${PYTHON:-python}', "", "# setup", *setup,
             f'RUN_DIR=$({PY} -m launcher.job prepare "$CONFIG" ${{2:+--run-id "$2"}})',
-            'echo "run directory: $RUN_DIR"', "", "# command", srun]
+            'echo "run directory: $RUN_DIR"', *job_care_lines(PY, '"$RUN_DIR"'), "", "# command", srun]
     return _HEADER + usage + "\n".join(directives) + "\n\n" + "\n".join(body) + "\n"
 
 

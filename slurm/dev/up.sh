@@ -157,7 +157,8 @@ KillWait=5
 OverTimeLimit=0
 InactiveLimit=0
 MessageTimeout=10
-SlurmdTimeout=60
+# a node whose slurmd died is set DOWN (its jobs requeued) 28-35 s later, not after 5 min
+SlurmdTimeout=20
 $NODE_LINES
 PartitionName=debug Nodes=$PART_NODES Default=YES MaxTime=INFINITE State=UP
 CONF

@@ -58,3 +58,48 @@ def test_code_error_is_not_requeued(workdir):
     state = read(run_dir(workdir, "crash-noretry") / "state.json")
     assert state["status"] == "FAILED" and state.get("requeues", 0) == 0 and state["attempts"] == 1, state
     assert scheduler_state(read(run_dir(workdir, "crash-noretry") / "launch.json")["job_ids"][-1]) == "FAILED"
+
+
+def test_plain_sbatch_template_requeues_a_killed_rank_and_completes(workdir):
+    """slurm/train.sbatch has the same after-srun step once it knows its run directory."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from slurm_helpers import REPO
+
+    config = yaml.safe_load((workdir / "run.yaml").read_text())
+    config["nepochs"] = STEPS // 2
+    (workdir / "plain-kill.yaml").write_text(yaml.safe_dump(config))
+    out = subprocess.run(["sbatch", "--parsable", "--ntasks-per-node=2", str(REPO / "slurm" / "train.sbatch"),
+                          str(workdir / "plain-kill.yaml"), "plain-kill"], cwd=workdir, capture_output=True, text=True,
+                         env={**os.environ, "PTYCHO_RUNS_DIR": str(workdir / "runs"), "PYTHON": sys.executable})
+    assert out.returncode == 0, out.stderr
+    rd = run_dir(workdir, "plain-kill")
+    wait_until(lambda: read(rd / "progress.json").get("global_step", 0) >= 4, 180, poll=0.1, what="step 4")
+    killed_at = time.time()
+    os.kill(read(rd / "ranks" / "rank-1.json")["pid"], signal.SIGKILL)
+    wait_until(lambda: read(rd / "state.json").get("requeues", 0) >= 1, 120, poll=0.2, what="the requeue")
+    state = wait_job_done(workdir, "plain-kill", timeout=300)
+    assert state["status"] == "COMPLETED" and state["global_step"] == STEPS and state["attempts"] == 2, state
+    assert "rank 1 was killed by a signal" in state["requeue_reason"], state
+    print(f"\nplain sbatch: kill -9 rank 1 -> COMPLETED with no user command: {state['finished_at'] - killed_at:.1f} s")
+
+
+def test_array_task_with_a_killed_rank_is_requeued_and_completes(workdir):
+    """A sweep (job array): each task's batch script finds its own run for the after-srun step."""
+    out = launch(workdir, "--run-id", "swk", "--sweep", "seed=1", "--sweep", "seed=2", "--set", "nepochs=10")
+    assert out.returncode == 0, out.stderr
+    rd = run_dir(workdir, "swk-0")
+    wait_until(lambda: read(rd / "progress.json").get("global_step", 0) >= 4, 240, poll=0.1, what="swk-0 at step 4")
+    killed_at = time.time()
+    os.kill(read(rd / "ranks" / "rank-0.json")["pid"], signal.SIGKILL)
+    wait_until(lambda: read(rd / "state.json").get("requeues", 0) >= 1, 120, poll=0.2, what="the array task's requeue")
+    for k in range(2):
+        state = wait_job_done(workdir, f"swk-{k}", timeout=400)
+        assert state["status"] == "COMPLETED" and state["global_step"] == 40, (k, state)
+    state = read(rd / "state.json")
+    assert state["attempts"] == 2 and "rank 0 was killed by a signal" in state["requeue_reason"], state
+    assert read(run_dir(workdir, "swk-1") / "state.json").get("requeues", 0) == 0
+    print(f"\narray task: kill -9 -> COMPLETED with no user command: {state['finished_at'] - killed_at:.1f} s")
