@@ -27,17 +27,22 @@ inputs of the right shapes; ``--threads`` torch threads, default 2):
   (network only; it applies no constraint at inference).  No stitching on either side.
 * the project under bf16 autocast (network in bf16, physics in float32) for every row,
   with its speed-up over the project's fp32.
+* the project once per generator in ``--architectures`` (default ``resunet``, the
+  default since issue 8, and ``cnn``, the original encoder + two decoders that upstream
+  also has, so "equal width" compares like with like).
 
-Each model is built at its own defaults with only N, gridsize and width set (upstream:
-``object_big`` true for g > 1, as its data pipeline requires; its CBAM encoder and
-``silu`` amplitude head are its defaults).  ``--warmup`` untimed steps per model, then
-``--repeats`` rounds; in each round every row times each contender for ``--steps``
-steps, the order of the contenders rotating from round to round so that drift in the
-machine's speed falls on all of them.  Medians over rounds are reported, with every
-sample; the 1-minute load average before and after is recorded to show whether the
-machine was otherwise busy.  ``--profile`` adds a torch.profiler table of the project's
-gridsize-2 training step (top operators by self CPU time).  Results go to stdout and to
-JSON (``bench/results/upstream_compare.json`` by default, written atomically).
+Each model is built at its own defaults with only N, gridsize, width (and, for the
+project, the architecture) set (upstream: ``object_big`` true for g > 1, as its data
+pipeline requires; its CBAM encoder and ``silu`` amplitude head are its defaults).
+``--warmup`` untimed steps per model, the last one timed to pick how many steps make
+about ``--seconds`` (or exactly ``--steps``); then ``--repeats`` rounds: in each round
+every row times each contender once, the order of the contenders rotating from round to
+round so that drift in the machine's speed falls on all of them.  Medians over rounds
+are reported, with every sample; the 1-minute load average before and after is recorded
+to show whether the machine was otherwise busy.  ``--profile`` adds a torch.profiler
+table of the project's gridsize-2 training step per architecture (top operators by self
+CPU time).  Results go to stdout and to JSON (``bench/results/upstream_compare.json`` by
+default, written atomically).
 """
 
 from __future__ import annotations
@@ -65,7 +70,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "bench" / "results" / "upstream_compare.json"
 ENV_VAR = "PTYCHOPINN_UPSTREAM"
 PACKAGE = "ptycho_torch"  # both projects' package name
-CONTENDERS = ("project_fp32", "upstream_fp32", "project_bf16")
+UPSTREAM = "upstream/fp32"
 
 
 class UpstreamUnusable(Exception):
@@ -165,13 +170,14 @@ def _autocast(precision: str):
     return contextlib.nullcontext()
 
 
-def project_step(kind: str, gridsize: int, width: int, n: int, group: dict, precision: str) -> Callable[[], None]:
+def project_step(kind: str, gridsize: int, width: int, n: int, group: dict, precision: str,
+                 architecture: str) -> Callable[[], None]:
     """One training step or one inference forward of this project's shipped module."""
     from ptycho_torch.model.module import PtychoPINNModule
 
     torch.manual_seed(0)
-    module = PtychoPINNModule({"N": n, "gridsize": gridsize, "n_filters_scale": width}, _disk_probe(n),
-                              mean_total_intensity=float((n / 2) ** 2), nphotons=1e9)
+    model = {"N": n, "gridsize": gridsize, "n_filters_scale": width, "architecture": architecture}
+    module = PtychoPINNModule(model, _disk_probe(n), mean_total_intensity=float((n / 2) ** 2), nphotons=1e9)
     if kind == "infer":
         module.eval()
 
@@ -240,6 +246,7 @@ class Row:
     gridsize: int
     batch: int
     steps: dict = field(default_factory=dict)  # contender -> callable
+    counts: dict = field(default_factory=dict)  # contender -> steps per timing
     samples: dict = field(default_factory=dict)  # contender -> list of rates
     errors: dict = field(default_factory=dict)  # contender -> message
 
@@ -262,15 +269,21 @@ def _error(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-def _timed(row: Row, who: str, steps: int) -> None:
+def contender_names(architectures: list[str], with_upstream: bool) -> list[str]:
+    """Fixed order: upstream, then per architecture fp32 and bf16."""
+    names = [UPSTREAM] if with_upstream else []
+    return names + [f"{a}/{p}" for a in architectures for p in ("fp32", "bf16")]
+
+
+def _timed(row: Row, who: str) -> None:
     fn = row.steps.get(who)
     if fn is None or who in row.errors:
         return
     try:
         start = time.perf_counter()
-        for _ in range(steps):
+        for _ in range(row.counts[who]):
             fn()
-        row.samples.setdefault(who, []).append(row.items * steps / (time.perf_counter() - start))
+        row.samples.setdefault(who, []).append(row.items * row.counts[who] / (time.perf_counter() - start))
     except Exception as exc:  # a contender that fails (e.g. a bf16 crash) is recorded; the run goes on
         row.errors[who] = _error(exc)
 
@@ -280,17 +293,20 @@ def build_rows(args, up: SimpleNamespace | None) -> list[Row]:
     rows += [Row("infer", gs, b) for gs in args.gridsizes for b in args.infer_batches]
     for row in rows:
         group = synthetic_group(row.batch, row.gridsize, args.n)
-        builders = {
-            "project_fp32": lambda r=row, g=group: project_step(r.kind, r.gridsize, args.width, args.n, g, "fp32"),
-            "project_bf16": lambda r=row, g=group: project_step(r.kind, r.gridsize, args.width, args.n, g, "bf16"),
-        }
-        if up is not None:
-            builders["upstream_fp32"] = lambda r=row, g=group: upstream_step(up, r.kind, r.gridsize, args.width, args.n, g)
-        for who, build in builders.items():
+        for who in contender_names(args.architectures, up is not None):
             try:
-                row.steps[who] = build()
+                if who == UPSTREAM:
+                    fn = upstream_step(up, row.kind, row.gridsize, args.width, args.n, group)
+                else:
+                    arch, precision = who.split("/")
+                    fn = project_step(row.kind, row.gridsize, args.width, args.n, group, precision, arch)
+                took = 0.0
                 for _ in range(args.warmup):
-                    row.steps[who]()
+                    start = time.perf_counter()
+                    fn()
+                    took = time.perf_counter() - start
+                row.steps[who] = fn
+                row.counts[who] = args.steps or max(1, round(args.seconds / took) if took > 0 else 1)
             except Exception as exc:
                 row.errors[who] = _error(exc)
     return rows
@@ -299,26 +315,32 @@ def build_rows(args, up: SimpleNamespace | None) -> list[Row]:
 def measure(rows: list[Row], args) -> None:
     for rnd in range(args.repeats):
         for row in rows:
-            present = [who for who in CONTENDERS if who in row.steps]
+            present = [who for who in row.steps if who not in row.errors]
             k = rnd % len(present) if present else 0
             for who in present[k:] + present[:k]:
-                _timed(row, who, args.steps)
+                _timed(row, who)
         print(f"round {rnd + 1}/{args.repeats} done")
         sys.stdout.flush()
 
 
-def summarise(row: Row) -> dict:
-    out = {"kind": row.kind, "gridsize": row.gridsize, "batch": row.batch, "unit": row.unit, "label": row.label}
-    for who in CONTENDERS:
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def summarise(row: Row, architectures: list[str]) -> dict:
+    """Per contender median and samples (or its error); ratios per architecture."""
+    out = {"kind": row.kind, "gridsize": row.gridsize, "batch": row.batch, "unit": row.unit, "label": row.label,
+           "contenders": {}, "ratios": {}}
+    for who in row.steps.keys() | row.errors.keys():
         if who in row.errors:
-            out[who] = {"error": row.errors[who]}
+            out["contenders"][who] = {"error": row.errors[who]}
         elif row.samples.get(who):
-            out[who] = {"median": statistics.median(row.samples[who]), "samples": row.samples[who]}
-        else:
-            out[who] = None
-    med = {who: (out[who] or {}).get("median") for who in CONTENDERS}
-    out["ratio_fp32"] = med["project_fp32"] / med["upstream_fp32"] if med["project_fp32"] and med["upstream_fp32"] else None
-    out["bf16_over_fp32"] = med["project_bf16"] / med["project_fp32"] if med["project_bf16"] and med["project_fp32"] else None
+            s = row.samples[who]
+            out["contenders"][who] = {"median": statistics.median(s), "samples": s, "steps_per_sample": row.counts[who]}
+    med = {who: c.get("median") for who, c in out["contenders"].items()}
+    for arch in architectures:
+        out["ratios"][arch] = {"fp32_over_upstream": _ratio(med.get(f"{arch}/fp32"), med.get(UPSTREAM)),
+                               "bf16_over_fp32": _ratio(med.get(f"{arch}/bf16"), med.get(f"{arch}/fp32"))}
     return out
 
 
@@ -328,28 +350,37 @@ def _cell(entry: dict | None) -> str:
     return "FAILED" if "error" in entry else f"{entry['median']:.1f}"
 
 
-def print_table(rows: list[dict]) -> None:
-    head = f"{'':46s} {'upstream':>9s} {'project':>9s} {'ratio':>7s} {'proj bf16':>10s} {'bf16/fp32':>9s}"
+def _x(value: float | None) -> str:
+    return f"{value:.2f}x" if value else "-"
+
+
+def print_table(rows: list[dict], architectures: list[str]) -> None:
+    head = f"{'':46s} {'upstream':>9s}"
+    for arch in architectures:
+        head += f" | {arch + ' fp32':>12s} {'ratio':>6s} {arch + ' bf16':>12s} {'bf16/fp32':>9s}"
     print(head)
     print("-" * len(head))
     for r in rows:
-        ratio = f"{r['ratio_fp32']:.2f}x" if r["ratio_fp32"] else "-"
-        gain = f"{r['bf16_over_fp32']:.2f}x" if r["bf16_over_fp32"] else "-"
-        print(f"{r['label']:46s} {_cell(r['upstream_fp32']):>9s} {_cell(r['project_fp32']):>9s} {ratio:>7s} "
-              f"{_cell(r['project_bf16']):>10s} {gain:>9s}")
-        for who in CONTENDERS:
-            if isinstance(r[who], dict) and "error" in r[who]:
-                print(f"    {who} failed: {r[who]['error']}")
+        c = r["contenders"]
+        line = f"{r['label']:46s} {_cell(c.get(UPSTREAM)):>9s}"
+        for arch in architectures:
+            q = r["ratios"][arch]
+            line += (f" | {_cell(c.get(arch + '/fp32')):>12s} {_x(q['fp32_over_upstream']):>6s}"
+                     f" {_cell(c.get(arch + '/bf16')):>12s} {_x(q['bf16_over_fp32']):>9s}")
+        print(line)
+        for who, entry in sorted(c.items()):
+            if "error" in entry:
+                print(f"    {who} failed: {entry['error']}")
 
 
-def profile_project_gs2(args, top: int = 15) -> list[dict]:
+def profile_project_gs2(args, architecture: str, top: int = 15) -> list[dict]:
     """Top operators (self CPU time) of the project's gridsize-2 fp32 training step."""
     from torch.profiler import ProfilerActivity, profile
 
-    step = project_step("train", 2, args.width, args.n, synthetic_group(args.train_batch, 2, args.n), "fp32")
+    step = project_step("train", 2, args.width, args.n, synthetic_group(args.train_batch, 2, args.n), "fp32", architecture)
     for _ in range(max(args.warmup, 1)):
         step()
-    steps = max(args.steps, 1)
+    steps = args.steps or 5
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
             step()
@@ -357,7 +388,8 @@ def profile_project_gs2(args, top: int = 15) -> list[dict]:
     total = sum(e.self_cpu_time_total for e in events) or 1.0
     table = [{"op": e.key, "self_ms_per_step": e.self_cpu_time_total / 1000 / steps,
               "share": e.self_cpu_time_total / total, "calls_per_step": e.count / steps} for e in events[:top]]
-    print(f"\nproject gs2 training step (batch {args.train_batch}, fp32), top {top} operators by self CPU time:")
+    print(f"\nproject ({architecture}) gs2 training step (batch {args.train_batch}, fp32), "
+          f"top {top} operators by self CPU time, {sum(e.self_cpu_time_total for e in events) / 1000 / steps:.1f} ms/step in all:")
     for t in table:
         print(f"  {t['self_ms_per_step']:8.2f} ms/step {100 * t['share']:5.1f}%  x{t['calls_per_step']:<5.0f} {t['op']}")
     return table
@@ -373,23 +405,31 @@ def _parse(argv):
     parser.add_argument("--train-batch", type=int, default=16, help="groups per training batch")
     parser.add_argument("--infer-batches", type=int, nargs="+", default=[16, 64], help="groups per inference batch")
     parser.add_argument("--width", type=int, default=2, help="n_filters_scale, the same for both")
-    parser.add_argument("--steps", type=int, default=8, help="timed steps per contender per round")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per model first")
+    parser.add_argument("--architectures", nargs="+", default=["resunet", "cnn"], help="the project's generators to measure")
+    parser.add_argument("--seconds", type=float, default=1.0, help="about this long per contender per round")
+    parser.add_argument("--steps", type=int, default=0, help="exactly this many steps per timing instead (0: use --seconds)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per model first (>= 1)")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (medians over them)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--profile", action="store_true", help="also profile the project's gs2 training step")
-    parser.add_argument("--smoke", action="store_true", help="tiny run: batch 2, width 1, 1 step, 1 round, no warm-up")
+    parser.add_argument("--smoke", action="store_true", help="tiny run: batch 2, width 1, 1 step, 1 round, 1 warm-up step")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output path")
     args = parser.parse_args(argv)
-    counts = [args.train_batch, *args.infer_batches, args.width, args.steps, args.repeats, args.threads]
-    if min(counts) < 1 or args.warmup < 0:
-        parser.error("--train-batch, --infer-batches, --width, --steps, --repeats and --threads must be >= 1; --warmup >= 0")
+    counts = [args.train_batch, *args.infer_batches, args.width, args.repeats, args.threads, args.warmup]
+    if min(counts) < 1 or args.steps < 0 or not args.seconds > 0:
+        parser.error("--train-batch, --infer-batches, --width, --repeats, --threads and --warmup must be >= 1; "
+                     "--steps >= 0; --seconds > 0")
+    from ptycho_torch.model.registry import ARCHITECTURES
+
+    unknown = sorted(set(args.architectures) - set(ARCHITECTURES))
+    if unknown:
+        parser.error(f"--architectures: expected names from {list(ARCHITECTURES)}, found {unknown}")
     if not set(args.gridsizes) <= {1, 2}:
         parser.error(f"--gridsizes: expected 1 and/or 2, found {args.gridsizes}; hint: the synthetic groups have at most 4 patches")
     args.n = 64  # upstream's encoder supports N = 64, 128, 256 only
     if args.smoke:
         args.train_batch, args.infer_batches, args.width = 2, [2], 1
-        args.steps, args.warmup, args.repeats = 1, 0, 1
+        args.steps, args.warmup, args.repeats = 1, 1, 1
     return args
 
 
@@ -415,18 +455,19 @@ def main(argv: list[str] | None = None) -> dict:
     rows = build_rows(args, up)
     measure(rows, args)
     load_after = os.getloadavg()[0]
-    table = [summarise(r) for r in rows]
-    print_table(table)
+    table = [summarise(r, args.architectures) for r in rows]
+    print_table(table, args.architectures)
     result = {
         "bench": "upstream_compare", "smoke": args.smoke, "torch": torch.__version__, "threads": args.threads,
         "cpu": platform.processor() or platform.machine(), "N": args.n, "n_filters_scale": args.width,
-        "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
+        "architectures": args.architectures, "seconds": args.seconds, "steps": args.steps, "warmup": args.warmup,
+        "repeats": args.repeats,
         "upstream": {"found": up is not None, "path": str(up.root) if up else None, "source": source or None,
                      "model_file": up.model.__file__ if up else None},
         "loadavg_1min": {"before": load_before, "after": load_after}, "rows": table,
     }
     if args.profile:
-        result["profile_project_gs2_train"] = profile_project_gs2(args)
+        result["profile_project_gs2_train"] = {a: profile_project_gs2(args, a) for a in args.architectures}
     result["wall_s"] = time.perf_counter() - start
     print(f"1-min load average before/after: {load_before:.2f} / {load_after:.2f} ({args.threads} threads used here)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
