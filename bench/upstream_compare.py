@@ -1,6 +1,6 @@
 """This project against upstream PtychoPINN's torch model, interleaved in one process, JSON out.
 
-    python bench/upstream_compare.py --upstream /path/to/PtychoPINN     # the full table, ~5 min on 2 cores
+    python bench/upstream_compare.py --upstream /path/to/PtychoPINN     # the full table, minutes on 2 cores
     PTYCHOPINN_UPSTREAM=/path/to/PtychoPINN python bench/upstream_compare.py
     python bench/upstream_compare.py --smoke                            # seconds; CI (upstream optional)
 
