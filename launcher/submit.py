@@ -152,6 +152,11 @@ def run_local(prepared: PreparedRun, *, echo: bool = True, grace_s: float = 60.0
     run.update_launch(job_ids=[])
     cmd = [*python_of(prepared.cluster), "-u", "-m", "launcher.job", "run", str(run.path)]
     procs, files = [], []
+    import socket
+
+    from launcher.runlock import LOCAL_HOLDER_ENV
+
+    base[LOCAL_HOLDER_ENV] = f"local:{socket.gethostname()}:{os.getpid()}"  # one holder for all local ranks
     for rank, env in enumerate(local_rank_environments(prepared, base, _free_port())):
         out = (run.logs_dir / f"local_{rank}_log.out").open("a", encoding="utf-8")
         err = (run.logs_dir / f"local_{rank}_log.err").open("a", encoding="utf-8")

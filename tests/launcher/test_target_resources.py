@@ -119,7 +119,7 @@ def test_slurm_environment_takes_master_addr_from_the_first_node(monkeypatch):
     """What each rank sees under srun: Lightning reads MASTER_ADDR from the allocation's first node."""
     from lightning.pytorch.plugins.environments import SLURMEnvironment
 
-    for key, value in {"SLURM_NODELIST": "gpu[07-08,11]", "SLURM_JOB_NAME": "ptycho-train", "SLURM_NTASKS": "16",
+    for key, value in {"SLURM_NODELIST": "gpu[07-08,11]", "SLURM_JOB_NAME": "ptycho-train", "SLURM_NTASKS": "16", "SLURM_NTASKS_PER_NODE": "8",
                        "SLURM_PROCID": "9", "SLURM_LOCALID": "1", "SLURM_NODEID": "1", "MASTER_PORT": "12345"}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("MASTER_ADDR", raising=False)
