@@ -371,19 +371,16 @@ def _resume(run: Any, wait: bool, force: bool = False) -> int:
     payload = backend.create_training_payload(run.config_file)
     cluster = build_cluster_config(payload.cluster, where=f"{run.config_file}:cluster")
     mode = run.launch().get("mode", "slurm")
-    from launcher.prepare import target_for
-
-    target = target_for(payload.execution.accelerator, mode, cluster.partition)  # explicit by now: reads the node
-    prepared = PreparedRun(run=run, payload=payload, cluster=cluster, mode=mode, target=target,
-                           resources=Resources.from_execution(payload.execution, node=target.node))
     if payload.config_hash != run.launch().get("config_hash"):
         raise PreflightError("config/run.yaml no longer matches the launched config", where=str(run.config_file),
                              hint="launch a new run instead of resuming this one")
+    from launcher.prepare import target_for
     from launcher.snapshot import plan_snapshot, take_snapshot
 
+    target = target_for(payload.execution.accelerator, mode, cluster.partition)  # explicit by now: reads the node
     code = plan_snapshot("check" if mode == "sbatch" and cluster.code_snapshot == "copy" else cluster.code_snapshot, run.path.parent)
-    prepared = PreparedRun(run=run, payload=payload, cluster=cluster, resources=prepared.resources, mode=mode,
-                           target=target, code=code)
+    prepared = PreparedRun(run=run, payload=payload, cluster=cluster, mode=mode, target=target, code=code,
+                           resources=Resources.from_execution(payload.execution, node=target.node))
     run_preflight(prepared, scheduler=mode != "local")
     if mode != "local":
         registry.refuse_if_active(run, force=force, action="resume")
