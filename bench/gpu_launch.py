@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     if args.smoke:
-        args.devices, args.repeats, args.batch, args.groups, args.width, args.preempt_at = [2], 1, 4, 48, 1, 2
+        args.devices, args.repeats, args.batch, args.groups, args.width, args.preempt_at = [2], 1, 4, 96, 1, 2
         args.precision = "32-true"
         accelerator, gpus = "cpu", 0
     else:
