@@ -89,12 +89,14 @@ def build_submit_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-id", default=None, help="run id (folder name); reusing one with the same config resumes it")
     parser.add_argument("--runs-dir", type=Path, default=default_runs_dir(), help="where run directories go (default: $PTYCHO_RUNS_DIR or ./runs)")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--local", action="store_true", help="run the same job here, one device, SLURM variables scrubbed")
+    mode.add_argument("--local", action="store_true", help="run the same job here, SLURM variables scrubbed; --devices N starts N local ranks (CPU gloo or this machine's GPUs)")
     mode.add_argument("--dry-run", action="store_true", help="print the sbatch script, srun line, environment and Trainer arguments; submit nothing")
+    mode.add_argument("--explain", action="store_true", help="print where every setting came from, the accelerator chosen and why, and the per-rank resources; submit nothing")
     parser.add_argument("--wait", action="store_true", help="block until the job ends (requeues included); exit 1 if it failed")
     parser.add_argument("--force", action="store_true", help="with --run-id of a run whose job is still pending/running: cancel that job first")
     add_model_flags(parser, execution_fields(), _EXEC_DEST, "execution (ExecutionConfig)", {"num_nodes": ["--nodes"]})
-    add_model_flags(parser, dict(ClusterConfig.model_fields), _CLUSTER_DEST, "cluster (ClusterConfig)")
+    add_model_flags(parser, dict(ClusterConfig.model_fields), _CLUSTER_DEST, "cluster (ClusterConfig)",
+                    {"sbatch_options": ["--sbatch-option", "--sbatch-arg"]})
     return parser
 
 
@@ -160,7 +162,15 @@ def _cluster_flags(args: argparse.Namespace) -> dict[str, Any]:
     flags = {k[len(_CLUSTER_DEST):]: v for k, v in vars(args).items() if k.startswith(_CLUSTER_DEST) and v is not None}
     if "env" in flags:
         flags["env"] = {k: str(v) for k, v in parse_key_values(flags["env"], "--env").items()}
+    if "sbatch_options" in flags:
+        flags["sbatch_options"] = {k: _raw_value(item) for item in flags["sbatch_options"]
+                                   for k in parse_key_values([item], "--sbatch-option")}
     return flags
+
+
+def _raw_value(item: str) -> str:
+    """The text after the first '=' as typed (sbatch values such as 'afterok:12' are not YAML)."""
+    return item.partition("=")[2].strip()
 
 
 def main_submit(argv: Sequence[str]) -> int:
@@ -181,9 +191,12 @@ def main_submit(argv: Sequence[str]) -> int:
     if members:
         return _submit_sweep(args, base, members, mode, command)
     prepared = resolve_run(base, mode=mode)
-    run_preflight(prepared, scheduler=not (args.local or args.dry_run))
+    run_preflight(prepared, scheduler=not (args.local or args.dry_run or args.explain))
     if args.dry_run:
         print(render_dry_run(prepared))
+        return 0
+    if args.explain:
+        print(render_explain(prepared))
         return 0
     if prepared.run.exists() and not args.local:
         registry.refuse_if_active(prepared.run, force=args.force, action="reusing --run-id")
@@ -263,12 +276,36 @@ def render_dry_run(prepared: Any, array_size: int | None = None) -> str:
     parts = ["# ptycho-launch --dry-run: nothing was submitted and no run directory was created",
              f"## run directory\n{prepared.run.path}",
              f"## config hash\n{prepared.config_hash}",
+             render_target(prepared),
              f"## sbatch script\n{script.rstrip()}",
              f"## srun line\n{srun}",
              "## environment of every task\n" + "\n".join(f"{k}={v}" for k, v in env.items())
              + "\nSRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK\nMASTER_PORT=(chosen by the batch step from the job id, in shell)",
              "## Lightning Trainer arguments\n" + json.dumps(trainer, indent=2, sort_keys=True, default=str)]
     return "\n\n".join(parts)
+
+
+def render_target(prepared: Any) -> str:
+    """The accelerator chosen for where the job runs, why, and the per-rank resources derived from the node."""
+    from launcher.spec import cpus_per_task, memory_request, threads_per_task
+
+    target, res, cluster = prepared.target, prepared.resources, prepared.cluster
+    lines = ["## accelerator and resources per rank"]
+    if target is not None:
+        lines.append(f"accelerator: {res.accelerator} ({target.reason})")
+        if target.node is not None:
+            lines.append(f"node of partition {target.partition}: {target.node.cpus} cores, {target.node.mem_mb} MB, {target.node.gpus} GPU(s)")
+    lines.append(f"tasks per node: {res.devices} x {res.num_nodes} node(s)" + (f", --gpus-per-node={res.devices}" if res.uses_gpu else ""))
+    cpus_src = "cluster.cpus_per_task" if cluster.cpus_per_task is not None else ("the node's share" if res.node else "num_workers + 1")
+    lines.append(f"cpus per task: {cpus_per_task(cluster, res)} ({cpus_src}); OMP_NUM_THREADS={threads_per_task(cluster, res)}")
+    memory = memory_request(cluster, res)
+    lines.append("memory: " + (", ".join(f"--{k.replace('_', '-')}={v}" for k, v in memory.items()) or "the cluster's default per CPU"))
+    return "\n".join(lines)
+
+
+def render_explain(prepared: Any) -> str:
+    """--explain: the provenance table of every field, then the accelerator choice and resources."""
+    return "\n\n".join([prepared.payload.explain().rstrip(), render_target(prepared)])
 
 
 def main_lifecycle(argv: Sequence[str]) -> int:
@@ -334,14 +371,20 @@ def _resume(run: Any, wait: bool, force: bool = False) -> int:
     payload = backend.create_training_payload(run.config_file)
     cluster = build_cluster_config(payload.cluster, where=f"{run.config_file}:cluster")
     mode = run.launch().get("mode", "slurm")
-    prepared = PreparedRun(run=run, payload=payload, cluster=cluster, resources=Resources.from_execution(payload.execution),
-                           mode=mode)
     if payload.config_hash != run.launch().get("config_hash"):
         raise PreflightError("config/run.yaml no longer matches the launched config", where=str(run.config_file),
                              hint="launch a new run instead of resuming this one")
+    from launcher.prepare import target_for
+    from launcher.snapshot import plan_snapshot, take_snapshot
+
+    target = target_for(payload.execution.accelerator, mode, cluster.partition)  # explicit by now: reads the node
+    code = plan_snapshot("check" if mode == "sbatch" and cluster.code_snapshot == "copy" else cluster.code_snapshot, run.path.parent)
+    prepared = PreparedRun(run=run, payload=payload, cluster=cluster, mode=mode, target=target, code=code,
+                           resources=Resources.from_execution(payload.execution, node=target.node))
     run_preflight(prepared, scheduler=mode != "local")
     if mode != "local":
         registry.refuse_if_active(run, force=force, action="resume")
+    run.update_launch(code_snapshot=take_snapshot(code, run.path))  # a resume runs the code present now
     run.update_state(requeues=0)
     if mode == "local":
         return 0 if submit.run_local(prepared) == 0 else 1

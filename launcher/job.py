@@ -44,6 +44,9 @@ class RankInfo:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "RankInfo":
         env = dict(os.environ if env is None else env)
+        if "SLURM_PROCID" not in env and "RANK" in env:  # local ranks started by ptycho-launch --local --devices N
+            return cls(rank=int(env["RANK"]), local_rank=int(env.get("LOCAL_RANK", 0)), world_size=int(env.get("WORLD_SIZE", 1)),
+                       job_id=None, node=os.uname().nodename)
         return cls(rank=int(env.get("SLURM_PROCID", 0)), local_rank=int(env.get("SLURM_LOCALID", 0)),
                    world_size=int(env.get("SLURM_NTASKS", 1)), job_id=env.get("SLURM_JOB_ID"),
                    node=env.get("SLURMD_NODENAME", os.uname().nodename))
@@ -76,8 +79,8 @@ def requeue(run: RunDir, info: RankInfo) -> bool:
     """Rank 0: ``scontrol requeue`` this job if the run's budget allows; records the attempt."""
     state, budget = run.state(), int(run.launch().get("requeue_budget", 0))
     used = int(state.get("requeues", 0))
-    if not info.under_slurm or used >= budget:
-        return False
+    if not info.under_slurm or used >= budget or state.get("cancel_requested_at"):
+        return False  # a cancel (scancel sends TERM, which may be the preemption signal) is never requeued
     run.update_state(status="REQUEUED", requeues=used + 1, requeue_reason="preemption or time-limit signal")
     out = subprocess.run(["scontrol", "requeue", str(info.job_id)], timeout=60, capture_output=True, text=True)
     if out.returncode != 0:  # refused (e.g. the site forbids requeue): say so instead of REQUEUED forever
@@ -87,14 +90,23 @@ def requeue(run: RunDir, info: RankInfo) -> bool:
     return True
 
 
-def _progress_callback(run: RunDir, info: RankInfo) -> Any:
+def _progress_callback(run: RunDir, info: RankInfo, interval_s: float = 0.0) -> Any:
     from lightning.pytorch.callbacks import Callback
 
+    from launcher.rundir import write_json_atomic
+
     class Progress(Callback):
-        """Rank 0 writes progress.json each batch (first-step time, global step) for status and tests."""
+        """Rank 0 writes progress.json (global step, time) at the first step, then at most every ``interval_s``
+        seconds, and at the end of training; no file I/O on the steps in between."""
 
         def __init__(self) -> None:
             self.first = True
+            self.written_at = float("-inf")
+
+        def _write(self, trainer: Any, now: float) -> None:
+            write_json_atomic(run.progress_file, {"global_step": int(trainer.global_step), "time": now,
+                                                  "epoch": int(trainer.current_epoch)})
+            self.written_at = now
 
         def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
             if info.rank != 0:
@@ -103,17 +115,30 @@ def _progress_callback(run: RunDir, info: RankInfo) -> Any:
             if self.first:
                 run.update_state(first_step_at=now)
                 self.first = False
-            from launcher.rundir import write_json_atomic
+            elif now - self.written_at < interval_s:
+                return
+            self._write(trainer, now)
 
-            write_json_atomic(run.progress_file, {"global_step": int(trainer.global_step), "time": now,
-                                                  "epoch": int(trainer.current_epoch)})
+        def on_train_end(self, trainer: Any, *args: Any) -> None:
+            if info.rank == 0:
+                self._write(trainer, time.time())
 
     return Progress()
 
 
+def _cluster_of(run: RunDir) -> Any:
+    """The run file's cluster section (validated), read without building the training payload."""
+    import yaml
+
+    from launcher.config import build_cluster_config
+
+    data = yaml.safe_load(run.config_file.read_text(encoding="utf-8")) or {}
+    return build_cluster_config(data.get("cluster") or {}, where=f"{run.config_file}:cluster")
+
+
 def run_job(run_dir: str | Path) -> dict[str, Any]:
     """Train the run in ``run_dir`` on this rank; returns rank 0's summary (every rank returns one)."""
-    from launcher.preempt import PreemptionCallback, PreemptionFlag, PreemptionStop
+    from launcher.preempt import PreemptionCallback, PreemptionFlag, PreemptionStop, preempt_signals
 
     from launcher.runlock import LOCKED_EXIT, RunLocked, claim, wait_for_claim
 
@@ -124,9 +149,11 @@ def run_job(run_dir: str | Path) -> dict[str, Any]:
         print(f"[launcher] rank {info.rank}: {held}; job {info.job_id} exits without touching run {run.run_id}",
               file=sys.stderr, flush=True)
         raise SystemExit(LOCKED_EXIT) from None
-    flag = PreemptionFlag().install()
+    cluster_section = _cluster_of(run)
+    flag = PreemptionFlag().install(preempt_signals(cluster_section.preempt_signal))
     threads = configure_threads()
-    print(f"[launcher] rank {info.rank}/{info.world_size} on {info.node} job {info.job_id} threads {threads}", flush=True)
+    print(f"[launcher] rank {info.rank}/{info.world_size} on {info.node} job {info.job_id} threads {threads} "
+          f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')} code {Path(__file__).resolve().parent.parent}", flush=True)
     submitted = run.launch().get("config_hash")
     if info.rank == 0:
         state = run.state()
@@ -135,6 +162,9 @@ def run_job(run_dir: str | Path) -> dict[str, Any]:
     run.write_rank_record(info.rank, status="RUNNING", world_size=info.world_size, node=info.node, job_id=info.job_id,
                           pid=os.getpid(), error=None)
     try:
+        from launcher.snapshot import verify_snapshot
+
+        verify_snapshot(run.launch().get("code_snapshot"))  # the submitted code, or a recorded refusal
         payload = backend.create_training_payload(run.config_file)
         if payload.config_hash != submitted:
             raise SubmitError("the job's config hash differs from the submitted one", where=str(run.config_file),
@@ -155,12 +185,12 @@ def run_job(run_dir: str | Path) -> dict[str, Any]:
             from lightning.pytorch.plugins.environments import SLURMEnvironment
 
             plugins.append(SLURMEnvironment(auto_requeue=False))
-        preempt = PreemptionCallback(flag, run.checkpoints_dir)
+        preempt = PreemptionCallback(flag, run.checkpoints_dir, cluster.preempt_check_every_n_steps)
         from launcher.faults import fault_callbacks
 
         heartbeat = Heartbeat(run, info.rank, info.world_size, cluster.hang_timeout_s)
         attempt = int(run.state().get("attempts", 1))
-        callbacks = [preempt, heartbeat, _progress_callback(run, info), *fault_callbacks(info.rank, attempt), heartbeat.late()]
+        callbacks = [preempt, heartbeat, _progress_callback(run, info, cluster.progress_interval_s), *fault_callbacks(info.rank, attempt), heartbeat.late()]
         result = backend.run_training(payload, extra_callbacks=callbacks, plugins=plugins, resume="auto",
                                       trainer_overrides=overrides)
     except PreemptionStop as stop:
@@ -225,10 +255,17 @@ def _prepare_main(args: argparse.Namespace) -> int:
     request = LaunchRequest(config_path=Path(args.config), execution_flags={"devices": tasks, "num_nodes": nodes},
                             runs_dir=Path(args.runs_dir), run_id=run_id, command=tuple(sys.argv))
     prepared = resolve_run(request, mode="sbatch")
+    from launcher.allocation import describe, shell_assignments
+    from launcher.spec import task_environment
+
+    job_id = env.get("SLURM_JOB_ID")
+    shell = shell_assignments(prepared.cluster, task_environment(prepared.cluster, prepared.resources),
+                              str(prepared.run.path), job_id) if args.shell else None  # refuses before writing
     run = write_run(prepared, ["sbatch", *sys.argv[1:]])
-    if env.get("SLURM_JOB_ID"):
+    if job_id:
         run.add_job_id(job)
-    print(run.path)
+        run.update_launch(allocation=describe(prepared.cluster))
+    print(shell if args.shell else run.path)
     return 0
 
 
@@ -245,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     p_prep.add_argument("config")
     p_prep.add_argument("--run-id", default=None)
     p_prep.add_argument("--runs-dir", default=str(default_runs_dir()))
+    p_prep.add_argument("--shell", action="store_true", help="print shell assignments (RUN_DIR, exports, PREEMPT_SIGNAL/DELAY) "
+                        "after fitting the allocation's time limit to the run file")
 
     def _main(a: list[str] | None) -> int:
         args = parser.parse_args(a)

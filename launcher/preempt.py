@@ -4,9 +4,11 @@
   ``scancel --signal=USR2`` deliver to every task) that only records the signal.  It replaces
   submitit's own USR2 handler in the job process, and Lightning's SLURM auto-requeue is
   switched off (``SLURMEnvironment(auto_requeue=False)``), so nothing else acts on it.
-- :class:`PreemptionCallback` checks the flag after every training batch and agrees on it
-  across ranks with ``trainer.strategy.reduce_boolean_decision`` (any rank flagged -> all
-  stop).  All ranks then call ``trainer.save_checkpoint`` together (a collective; rank 0
+- :class:`PreemptionCallback` agrees on the flag across ranks every ``check_every_n_steps``
+  optimiser steps (``cluster.preempt_check_every_n_steps``) with
+  ``trainer.strategy.reduce_boolean_decision`` (any rank flagged -> all stop): one
+  all-reduce and host sync then, none on the steps in between.  All ranks decide on the same
+  global steps, so they meet in the collective.  All ranks then call ``trainer.save_checkpoint`` together (a collective; rank 0
   writes ``checkpoints/preempt-step=<N>.ckpt`` through a temporary file and a rename) and
   raise :class:`PreemptionStop`, which ends ``trainer.fit`` on every rank at the same step.
   The job (:mod:`launcher.job`) then requeues from rank 0 within the run's budget.
@@ -25,6 +27,11 @@ from typing import Any
 from lightning.pytorch.callbacks import Callback
 
 PREEMPT_SIGNALS = (signal.SIGUSR2,)
+
+
+def preempt_signals(name: str) -> tuple[int, ...]:
+    """The signal numbers for a ``cluster.preempt_signal`` name ('USR1', 'USR2', 'TERM')."""
+    return (signal.Signals[f"SIG{name}"],)
 
 
 class PreemptionFlag:
@@ -62,14 +69,17 @@ class PreemptionStop(Exception):
 class PreemptionCallback(Callback):
     """Agree on the flag at each batch end; on agreement save one checkpoint and stop all ranks."""
 
-    def __init__(self, flag: PreemptionFlag, checkpoint_dir: str | Path) -> None:
+    def __init__(self, flag: PreemptionFlag, checkpoint_dir: str | Path, check_every_n_steps: int = 1) -> None:
         self.flag = flag
+        self.check_every_n_steps = max(1, int(check_every_n_steps))
         self.checkpoint_dir = Path(checkpoint_dir)
         self.interrupted_training = False  # read by run_training: no bundle for a stopped run
         self.checkpoint: Path | None = None
         self.save_seconds: float | None = None
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step % self.check_every_n_steps:
+            return  # the same steps on every rank: all ranks skip, or all meet in the collective
         if not trainer.strategy.reduce_boolean_decision(self.flag.is_set, all=False):
             return
         self.interrupted_training = True

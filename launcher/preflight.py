@@ -17,7 +17,7 @@ from launcher import backend
 from launcher.config import FORBIDDEN_JOB_NAMES
 from launcher.errors import PreflightError
 from launcher.prepare import PreparedRun
-from launcher.spec import GPU_ACCELERATORS, cpus_per_task
+from launcher.spec import cpus_per_task, sbatch_flags, slurm_parameters
 
 _SCHED_TIMEOUT_S = 30
 
@@ -103,6 +103,14 @@ def check_run_dir_writable(prepared: PreparedRun) -> None:
                              hint="pass --runs-dir on a writable, shared file system")
 
 
+def check_memory_per_gpu(prepared: PreparedRun) -> None:
+    """``mem_per_gpu`` needs a GPU job (sbatch would otherwise ignore or refuse it)."""
+    if prepared.cluster.mem_per_gpu is not None and not prepared.resources.uses_gpu:
+        raise PreflightError("memory per GPU for a job without GPUs", where="cluster.mem_per_gpu",
+                             found=f"{prepared.cluster.mem_per_gpu} with accelerator {prepared.resources.accelerator!r}",
+                             hint="use --mem (per node) for CPU jobs, or a GPU partition")
+
+
 def slurm_available() -> bool:
     """True when the SLURM client tools are on PATH."""
     return shutil.which("sbatch") is not None and shutil.which("sinfo") is not None
@@ -130,23 +138,49 @@ def check_scheduler(prepared: PreparedRun) -> None:
     if cluster.partition is not None and cluster.partition not in partitions:
         raise PreflightError(f"unknown partition '{cluster.partition}'", where="cluster.partition",
                              expected=f"one of {', '.join(partitions) or '(none)'}", hint="see `sinfo`; --partition sets it")
-    cmd = ["sbatch", "--test-only", f"--nodes={res.num_nodes}", f"--ntasks-per-node={res.devices}",
-           f"--cpus-per-task={cpus_per_task(cluster, res)}", f"--time={cluster.time_min}",
-           f"--job-name={cluster.job_name}"]
-    for flag, value in (("partition", cluster.partition), ("account", cluster.account), ("qos", cluster.qos),
-                        ("mem", cluster.mem), ("constraint", cluster.constraint)):
-        if value is not None:
-            cmd.append(f"--{flag}={value}")
-    if cluster.exclusive:
-        cmd.append("--exclusive")
-    if res.accelerator in GPU_ACCELERATORS:
-        cmd.append(f"--gpus-per-node={res.devices}")
-    test = _sched([*cmd, "--wrap", "true"])
+    check_gpu_partition(prepared)
+    params = slurm_parameters(cluster, res)
+    test = _test_only(params)
     if test.returncode != 0:
         reason = " ".join(test.stderr.replace("sbatch: error:", "").split())[:300]
+        option = refused_sbatch_option(params, reason)
+        if option is not None:
+            raise PreflightError(f"the scheduler refuses sbatch option '{option}': {reason}",
+                                 where=f"cluster.sbatch_options.{option}", found=repr(cluster.sbatch_options[option]),
+                                 hint=f"fix or drop --sbatch-option {option}=...; `man sbatch` lists its values")
         where, flag = refused_field(reason, prepared)
         raise PreflightError(f"the scheduler refuses this request: {reason}", where=where,
-                             hint=f"change {flag}; fit it to `sinfo -o '%P %D %c %m %l'`")
+                             hint=f"change {flag}; fit it to `sinfo -o '%P %D %c %m %G %l'`")
+
+
+def _test_only(params: dict) -> subprocess.CompletedProcess:
+    """``sbatch --test-only`` with exactly the options the job would be submitted with."""
+    return _sched(["sbatch", "--test-only", *sbatch_flags(params), "--wrap", "true"])
+
+
+def refused_sbatch_option(params: dict, reason: str) -> str | None:
+    """The passthrough option a refusal is about: the one named in the message, else the one whose removal fixes it."""
+    passthrough = [name for name in params.get("additional_parameters", {}) if name not in ("requeue", "signal")]
+    if not passthrough:
+        return None
+    for name in passthrough:
+        if f"--{name}" in reason or f"'{name}'" in reason:
+            return name
+    for name in passthrough:
+        trial = dict(params, additional_parameters={k: v for k, v in params["additional_parameters"].items() if k != name})
+        if _test_only(trial).returncode == 0:
+            return name
+    return None
+
+
+def check_gpu_partition(prepared: PreparedRun) -> None:
+    """An explicit GPU accelerator on a partition whose nodes have no GPU GRES is refused (sinfo)."""
+    target, res = prepared.target, prepared.resources
+    if target is None or target.node is None or not res.uses_gpu or target.node.gpus > 0:
+        return
+    raise PreflightError("a GPU job on a partition without GPUs", where="execution.accelerator",
+                         expected=f"GPUs in partition '{target.partition}' (sinfo GRES gpu:N)", found=f"accelerator {res.accelerator!r}, GRES none",
+                         hint="pick a GPU partition with --partition, or --accelerator auto/cpu")
 
 
 _REFUSALS = (("memory", "cluster.mem", "--mem"), ("time limit", "cluster.time", "--time"), ("account", "cluster.account", "--account"),
@@ -202,5 +236,6 @@ def run_preflight(prepared: PreparedRun, *, scheduler: bool) -> None:
     check_data_files(prepared)
     check_python(prepared)
     check_run_dir_writable(prepared)
+    check_memory_per_gpu(prepared)
     if scheduler:
         check_scheduler(prepared)

@@ -244,10 +244,11 @@ def cancel(run: RunDir) -> str:
                                hint="only SLURM runs can be cancelled")
     if shutil.which("scancel") is None:
         raise SubmitError("scancel not found", where="PATH", hint="run this on a host with the SLURM client tools")
+    run.update_state(cancel_requested_at=time.time())  # first: a TERM-preempted job must see it and not requeue
     out = subprocess.run(["scancel", job_id], capture_output=True, text=True, timeout=_TIMEOUT_S)
     if out.returncode != 0:
+        run.update_state(cancel_requested_at=None)
         raise SubmitError(f"scancel failed: {' '.join(out.stderr.split())}", where=f"job {job_id}")
-    run.update_state(cancel_requested_at=time.time())
     return job_id
 
 

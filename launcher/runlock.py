@@ -28,6 +28,7 @@ from launcher.rundir import RunDir, read_json, write_json_atomic
 
 LOCK_NAME = "run.lock"
 LOCKED_EXIT = 3
+LOCAL_HOLDER_ENV = "PTYCHO_LAUNCH_HOLDER"
 ENDED_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
                 "DEADLINE", "PREEMPTED", "SPECIAL_EXIT", "REVOKED"}
 
@@ -45,6 +46,8 @@ def my_holder(env: dict[str, str] | None = None) -> str:
     env = dict(os.environ if env is None else env)
     if env.get("SLURM_JOB_ID"):
         return f"slurm:{env['SLURM_JOB_ID']}"
+    if env.get(LOCAL_HOLDER_ENV):  # the ranks of one `ptycho-launch --local --devices N`: its process holds the run
+        return env[LOCAL_HOLDER_ENV]
     return f"local:{socket.gethostname()}:{os.getpid()}"
 
 

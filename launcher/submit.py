@@ -60,7 +60,8 @@ def make_executor(prepared: PreparedRun, folder: Path, *, render_only: bool = Fa
     executor = cls(folder=folder, python=python_command(prepared.cluster), max_num_timeout=0)
     run_dir = str(prepared.run.path) if single_run else None  # an array's tasks have different runs
     prefix = array_run_prefix(array_runs) if array_runs else None
-    executor.update_parameters(**slurm_parameters(prepared.cluster, prepared.resources, run_dir, prefix))
+    executor.update_parameters(**slurm_parameters(prepared.cluster, prepared.resources, run_dir, prefix,
+                                                  prepared.code_path))
     return executor
 
 
@@ -117,27 +118,90 @@ def submit_sweep(prepared: Sequence[PreparedRun], log_dir: Path) -> list[str]:
 def scrubbed_environment(env: dict[str, str] | None = None) -> dict[str, str]:
     """The environment without any ``SLURM_*``/``SRUN_*`` variable (Lightning then ignores SLURM)."""
     env = dict(os.environ if env is None else env)
-    return {k: v for k, v in env.items() if not k.startswith(("SLURM_", "SRUN_", "SBATCH_"))}
+    return {k: v for k, v in env.items() if not k.startswith(("SLURM_", "SRUN_", "SBATCH_")) and k not in _TORCHRUN_VARIABLES}
 
 
-def run_local(prepared: PreparedRun, *, echo: bool = True) -> int:
-    """Run the job here in a child process (one device); returns its exit code."""
+# set per local rank by run_local; inherited ones (from a torchrun around ptycho-launch) would confuse the ranks
+_TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "GROUP_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+                       "TORCHELASTIC_RUN_ID")
+
+
+def local_rank_environments(prepared: PreparedRun, base: dict[str, str], port: int) -> list[dict[str, str]]:
+    """The environment of each local rank: torchrun-style RANK/LOCAL_RANK/WORLD_SIZE (Lightning's
+    TorchElasticEnvironment then starts no processes of its own), MASTER_ADDR/PORT on this host,
+    the thread count of :func:`launcher.spec.task_environment`, and on GPUs one device per rank."""
+    from launcher.spec import task_environment
+
+    res = prepared.resources
+    envs = []
+    for rank in range(res.devices):
+        env = {**base, **task_environment(prepared.cluster, res)}
+        if prepared.code_path:  # the submitted sources first (launcher.snapshot)
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (prepared.code_path, base.get("PYTHONPATH")) if p)
+        if res.devices > 1:
+            env.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "GROUP_RANK": "0", "WORLD_SIZE": str(res.devices),
+                        "LOCAL_WORLD_SIZE": str(res.devices), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+        envs.append(env)
+    return envs
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_local(prepared: PreparedRun, *, echo: bool = True, grace_s: float = 60.0) -> int:
+    """Run the job here: one child process per local rank (``--devices``); returns the first non-zero exit code.
+
+    Rank 0's output is echoed and every rank logs to ``logs/local_<rank>_log.{out,err}``.  As
+    with ``srun --kill-on-bad-exit``, when one rank fails the others are stopped.
+    """
+    import threading
+    import time
+
     run = prepared.run
-    env = scrubbed_environment()
-    env.setdefault("OMP_NUM_THREADS", "1")
-    env.update(prepared.cluster.env)
+    base = scrubbed_environment()
     run.update_launch(job_ids=[])
-    out_path, err_path = run.logs_dir / "local_0_log.out", run.logs_dir / "local_0_log.err"
     cmd = [*python_of(prepared.cluster), "-u", "-m", "launcher.job", "run", str(run.path)]
-    with out_path.open("a", encoding="utf-8") as out, err_path.open("a", encoding="utf-8") as err:
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            out.write(line)
-            out.flush()
+    procs, files = [], []
+    import socket
+
+    from launcher.runlock import LOCAL_HOLDER_ENV
+
+    base[LOCAL_HOLDER_ENV] = f"local:{socket.gethostname()}:{os.getpid()}"  # one holder for all local ranks
+    for rank, env in enumerate(local_rank_environments(prepared, base, _free_port())):
+        out = (run.logs_dir / f"local_{rank}_log.out").open("a", encoding="utf-8")
+        err = (run.logs_dir / f"local_{rank}_log.err").open("a", encoding="utf-8")
+        files += [out, err]
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE if rank == 0 else out, stderr=err, text=True))
+
+    def pump() -> None:  # rank 0: into its log, and to the terminal
+        assert procs[0].stdout is not None
+        for line in procs[0].stdout:
+            files[0].write(line)
+            files[0].flush()
             if echo:
                 sys.stdout.write(line)
-        code = proc.wait()
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    failed_at = None
+    while any(p.poll() is None for p in procs):
+        if failed_at is None and any(p.poll() not in (None, 0) for p in procs):
+            failed_at = time.monotonic()
+        if failed_at is not None and time.monotonic() - failed_at > (0 if len(procs) == 1 else min(grace_s, 5.0)):
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+        time.sleep(0.1)
+    reader.join(timeout=10)
+    for f in files:
+        f.close()
+    codes = [p.returncode for p in procs]
+    code = next((c for c in codes if c != 0), 0)
     if code != 0:
-        sys.stderr.write(err_path.read_text(encoding="utf-8", errors="replace")[-2000:])
+        bad = codes.index(code)
+        sys.stderr.write((run.logs_dir / f"local_{bad}_log.err").read_text(encoding="utf-8", errors="replace")[-2000:])
     return code

@@ -32,7 +32,10 @@ def _common(job_name: str) -> tuple[list[str], list[str]]:
     params = slurm_parameters(cluster, res)
     params["output"] = f"{job_name}-%j.out"
     params["open_mode"] = "append"
-    return sbatch_directives(params), setup_lines(cluster, res)
+    directives = sbatch_directives(params)
+    if job_name == "ptycho-train":  # the batch step sends the run file's signal itself (launcher.allocation)
+        directives = [d for d in directives if not d.startswith("#SBATCH --signal=")]
+    return directives, setup_lines(cluster, res)
 
 
 def render_train() -> str:
@@ -43,14 +46,21 @@ def render_train() -> str:
 # Nodes and tasks per node come from the allocation and set execution.num_nodes/devices
 # (on GPUs add --gpus-per-node=G). The run id defaults to <config stem>-j<job id>: stable
 # across requeues, so a requeued job resumes from its newest checkpoint.
+# The run file's cluster: section is honoured in the batch step: a shorter time limit is
+# applied to this job (a longer one is refused: pass sbatch --time), its preempt_signal is
+# sent to the steps signal_lead_s before the end, OMP_NUM_THREADS follows its cpus_per_task.
 # Environment: PYTHON (default python), PTYCHO_RUNS_DIR (default ./runs).
 """
     srun = " ".join(["srun", "--unbuffered", '--output "$RUN_DIR/logs/%j_%t_log.out"',
                      '--error "$RUN_DIR/logs/%j_%t_log.err"', *SRUN_ARGS, PY, "-u -m launcher.job run", '"$RUN_DIR"'])
     body = ["set -euo pipefail", 'CONFIG=${1:?usage: sbatch slurm/train.sbatch run.yaml [RUN_ID]}',
             'PYTHON=${PYTHON:-python}', "", "# setup", *setup,
-            f'RUN_DIR=$({PY} -m launcher.job prepare "$CONFIG" ${{2:+--run-id "$2"}})',
-            'echo "run directory: $RUN_DIR"', *job_care_lines(PY, '"$RUN_DIR"'), "", "# command", srun]
+            f'PREPARED=$({PY} -m launcher.job prepare "$CONFIG" --shell ${{2:+--run-id "$2"}})',
+            'eval "$PREPARED"   # RUN_DIR, exports from the run file, PREEMPT_SIGNAL, PREEMPT_DELAY',
+            'echo "run directory: $RUN_DIR; preemption signal $PREEMPT_SIGNAL in $PREEMPT_DELAY s"',
+            *job_care_lines(PY, '"$RUN_DIR"'),
+            '( sleep "$PREEMPT_DELAY" && scancel --signal="$PREEMPT_SIGNAL" "$SLURM_JOB_ID" ) >/dev/null 2>&1 &',
+            "", "# command", srun]
     return _HEADER + usage + "\n".join(directives) + "\n\n" + "\n".join(body) + "\n"
 
 

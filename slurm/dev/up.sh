@@ -2,7 +2,10 @@
 # Bring up a real single-host Slurm (Debian 12: Slurm 22.05) with simulated nodes, no systemd.
 #
 # Usage (as root):   bash slurm/dev/up.sh            then   bash slurm/dev/down.sh
-#   SLURM_NODES=1|2        2 (default): node1,node2 = two slurmd on this host; 1: one node named `hostname -s`
+#   SLURM_NODES=1|2        2 (default): node1,node2 = two slurmd on this host in partition `debug` (CPU),
+#                          plus node3 in partition `gpu` with 2 placeholder GPUs (GRES gpu:2 whose files
+#                          alias /dev/null): the scheduler allocates them, nothing computes on them;
+#                          1: one node named `hostname -s`
 #   SLURM_ACCOUNTING=0|1   0 (default): no slurmdbd; `sacct` is answered by slurm/dev/bin/sacct, a stand-in
 #                          that reads `scontrol -o show job` (put slurm/dev/bin first on PATH).
 #                          1: install and run mariadb + slurmdbd so that the real `sacct` works.
@@ -107,15 +110,25 @@ if [ -s /etc/slurm/slurm.conf ] && ! grep -qF "$MARK" /etc/slurm/slurm.conf && [
   echo "slurm/dev/up.sh: /etc/slurm/slurm.conf exists and was not written by this script; set SLURM_FORCE_CONF=1 to replace it" >&2
   exit 1
 fi
+mkdir -p /etc/slurm
 if [ "$NODES" = 2 ]; then
   grep -qE '^127\.0\.0\.1[[:space:]].*\bnode1\b' /etc/hosts || echo "127.0.0.1 node1 node2" >> /etc/hosts  # MASTER_ADDR=node1
-  NODE_LINES="NodeName=node[1-2] NodeHostname=$HOST NodeAddr=127.0.0.1 Port=17001-17002 CPUs=$NCPU RealMemory=$(( MEM_MB / 2 - 1024 )) State=UNKNOWN"
-  NODE_NAMES="node1 node2"; PART_NODES="node[1-2]"
+  grep -qE '^127\.0\.0\.1[[:space:]].*\bnode3\b' /etc/hosts || echo "127.0.0.1 node3" >> /etc/hosts
+  NODE_LINES="NodeName=node[1-2] NodeHostname=$HOST NodeAddr=127.0.0.1 Port=17001-17002 CPUs=$NCPU RealMemory=$(( MEM_MB / 2 - 1024 )) State=UNKNOWN
+NodeName=node3 NodeHostname=$HOST NodeAddr=127.0.0.1 Port=17003 CPUs=$NCPU RealMemory=$(( MEM_MB / 2 - 1024 )) Gres=gpu:2 State=UNKNOWN"
+  NODE_NAMES="node1 node2 node3"; PART_NODES="node[1-2]"
+  GPU_PART="PartitionName=gpu Nodes=node3 MaxTime=INFINITE State=UP"
+  # Slurm 22.05 counts a gpu GRES only with a File (Count alone registers 0 and drains the node), so
+  # the two "GPUs" are character devices aliasing /dev/null: SLURM allocates them and sets
+  # CUDA_VISIBLE_DEVICES; nothing can compute on them (TaskPlugin=task/none: no device cgroup)
+  mkdir -p "$ST/gpu"
+  for k in 0 1; do [ -c "$ST/gpu/nvidia$k" ] || mknod "$ST/gpu/nvidia$k" c 1 3; done
+  printf '%s\nAutoDetect=off\nNodeName=node3 Name=gpu File=%s\n' "$MARK" "$ST/gpu/nvidia[0-1]" > /etc/slurm/gres.conf
 else
   NODE_LINES="NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$NCPU RealMemory=$(( MEM_MB - 2048 )) State=UNKNOWN"
-  NODE_NAMES="$HOST"; PART_NODES="$HOST"
+  NODE_NAMES="$HOST"; PART_NODES="$HOST"; GPU_PART=""
+  rm -f /etc/slurm/gres.conf
 fi
-mkdir -p /etc/slurm
 cat > /etc/slurm/slurm.conf <<CONF
 $MARK
 ClusterName=ptychodev
@@ -133,6 +146,7 @@ $ACCT_LINES
 JobCompType=jobcomp/none
 MailProg=/bin/true
 SwitchType=switch/none
+GresTypes=gpu
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 # without a default memory a job that asks none takes the whole node
@@ -161,6 +175,7 @@ MessageTimeout=10
 SlurmdTimeout=20
 $NODE_LINES
 PartitionName=debug Nodes=$PART_NODES Default=YES MaxTime=INFINITE State=UP
+$GPU_PART
 CONF
 
 # ---- 5. daemons --------------------------------------------------------------------

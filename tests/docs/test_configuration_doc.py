@@ -12,6 +12,8 @@ import pytest
 
 from ptycho_torch.config.canonical import InferenceConfig, ModelConfig, TrainingConfig
 from ptycho_torch.config.execution import ExecutionConfig
+
+from launcher.config import ClusterConfig
 from ptycho_torch.factory import create_training_payload
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
@@ -22,7 +24,8 @@ def _blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", TEXT, flags=re.S)
 
 
-@pytest.mark.parametrize("model", [ModelConfig, TrainingConfig, ExecutionConfig, InferenceConfig], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("model", [ModelConfig, TrainingConfig, ExecutionConfig, InferenceConfig, ClusterConfig],
+                         ids=lambda m: m.__name__)
 def test_doc_names_every_field(model):
     missing = [name for name in model.model_fields if f"`{name}`" not in TEXT and name != "model"]
     assert not missing, f"docs/configuration.md does not mention {model.__name__} fields {missing}"

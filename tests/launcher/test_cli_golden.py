@@ -35,10 +35,13 @@ def test_every_execution_field_has_a_flag():
 
 def _normalise(text: str, runs: Path, data: Path) -> str:
     text = text.replace(str(runs), "<RUNS>").replace(str(data), "<DATA>").replace(sys.executable, "<PYTHON>")
+    text = re.sub(r"/_code/[0-9a-f]{16}\b", "/_code/<DIGEST>", text)
     return re.sub(r"\b[0-9a-f]{64}\b", "<HASH>", text)
 
 
-def test_dry_run_matches_golden(run_file, launcher_scan, tmp_path, capsys):
+def test_dry_run_matches_golden(run_file, launcher_scan, tmp_path, capsys, monkeypatch):
+    # no SLURM on PATH: the rendering must not depend on whether a cluster answers here
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))
     runs = tmp_path / "runs"
     code = main(["--config", str(run_file), "--runs-dir", str(runs), "--run-id", "golden", "--dry-run",
                  "--nodes", "2", "--devices", "2", "--strategy", "ddp", "--partition", "debug", "--cpus-per-task", "1"])

@@ -104,7 +104,8 @@ def test_plain_sbatch_template_gets_the_same_care_once_its_run_directory_is_know
     from launcher.templates import render_train
 
     lines = render_train().splitlines()
-    run_dir_line = next(i for i, line in enumerate(lines) if line.startswith("RUN_DIR="))
+    # RUN_DIR comes from the prepared run's shell assignments (eval "$PREPARED")
+    run_dir_line = next(i for i, line in enumerate(lines) if line.startswith('eval "$PREPARED"'))
     check = next(i for i, line in enumerate(lines) if "launcher.scheduler_requeue" in line)
     trap = next(i for i, line in enumerate(lines) if line.startswith("trap "))
     srun = next(i for i, line in enumerate(lines) if line.startswith("srun "))

@@ -79,7 +79,9 @@ def workdir(tmp_path_factory, tiny_scan) -> Path:
         "model": {"N": 64, "gridsize": 1, "n_filters_scale": 1},
         "execution": {"accelerator": "cpu", "logger_backend": "csv", "enable_progress_bar": False,
                       "checkpoint_every_n_steps": 2},
-        "cluster": {"time": "00:10:00", "cpus_per_task": 1, "signal_lead_s": 30, "checkpoint_time_s": 10},
+        # agree on preemption and write progress every step: the tests signal and watch at exact steps
+        "cluster": {"time": "00:10:00", "cpus_per_task": 1, "signal_lead_s": 30, "checkpoint_time_s": 10,
+                    "preempt_check_every_n_steps": 1, "progress_interval_s": 0},
     }
     (root / "run.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     return root
