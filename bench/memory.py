@@ -1,0 +1,171 @@
+"""Peak memory and wall time of simulate -> train one epoch -> reconstruct, by scan size.
+
+    python bench/memory.py                         # 5k, 20k and 100k patterns (about 25 min on 2 cores)
+    python bench/memory.py --sizes 5000 20000      # a subset
+    python bench/memory.py --smoke                 # tiny sizes, seconds (the CI test runs this)
+
+Each stage runs as its own process through the public command (``ptycho-simulate``,
+``ptycho-train``, ``ptycho-infer``, started as ``python -m ptycho_torch.cli.X``), and its
+peak resident set size is read from that process's own resource usage (``os.wait4``:
+``ru_maxrss``, the high-water mark of resident memory, file-backed pages included).  Wall
+time is the process's, start-up included (about 3-5 s of imports).
+
+The scans: the ``lines`` object at a fixed size (``--object-size``, 512 px), N = 64, a
+``random`` scan of n positions, 1e9 photons.  A fixed object keeps everything that should
+not depend on n (object, stitching canvas) the same, so any growth with n is memory kept per
+pattern.  Training: one epoch of the ``cnn`` generator at gridsize 2, batch 64, n/4 groups
+(so an epoch touches about every pattern once), fp32 on the CPU.  Inference: the same n/4
+groups, batch 64, probe-weighted stitching, no refinement.
+
+The summary divides each stage's peak by its peak at the smallest size (``flatness``: 1.00
+is perfectly flat; the target for simulation and inference is within 1.10 from 5k to 100k).
+Results go to stdout and JSON (``bench/results/memory.json`` by default; git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "bench" / "results" / "memory.json"
+DEFAULT_SIZES = (5_000, 20_000, 100_000)
+SMOKE_SIZES = (256, 1_024)
+STAGES = ("simulate", "train", "infer")
+FLAT_TARGET = 1.10
+"""Peak at the largest size over peak at the smallest, for simulation and inference."""
+
+
+def run_measured(argv: Sequence[str], log_path: Path) -> dict[str, Any]:
+    """Run ``argv`` as a child process; its exit code, wall seconds and peak RSS (MiB)."""
+    started = time.perf_counter()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, env=_child_env())
+        _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+        raise RuntimeError(f"{' '.join(argv[:4])} ... exited {process.returncode}: " + " | ".join(tail))
+    return {"wall_s": round(wall, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024.0, 1)}  # ru_maxrss: KiB on Linux
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("PYTHONWARNINGS", "ignore")
+    return env
+
+
+def stage_commands(stage: str, n: int, work: Path, object_size: int, batch: int) -> list[str]:
+    """The command line of one stage for a scan of ``n`` patterns in ``work``."""
+    python = [sys.executable, "-m"]
+    groups = str(max(1, n // 4))
+    scan, run, recon = work / "scan.npz", work / "run", work / "recon"
+    if stage == "simulate":
+        return python + ["ptycho_torch.cli.simulate", "--out", str(scan), "--scan", "random", "--n-images", str(n),
+                         "--object-size", str(object_size), "--quiet"]
+    if stage == "train":
+        return python + ["ptycho_torch.cli.train", "--train-data-file", str(scan), "--output-dir", str(run),
+                         "--gridsize", "2", "--architecture", "cnn", "--n-filters-scale", "1", "--batch-size",
+                         str(batch), "--n-groups", groups, "--nepochs", "1", "--accelerator", "cpu",
+                         "--logger-backend", "none", "--no-enable-progress-bar"]
+    if stage == "infer":
+        return python + ["ptycho_torch.cli.infer", "--model", str(run / "model.ptpinn"), "--data", str(scan),
+                         "--out", str(recon), "--n-groups", groups, "--accelerator", "cpu",
+                         "--inference-batch-size", str(batch)]
+    raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
+
+
+def measure_size(n: int, work: Path, object_size: int, batch: int) -> dict[str, Any]:
+    """All stages for one scan size, in order (each needs the previous one's output)."""
+    work.mkdir(parents=True, exist_ok=True)
+    row: dict[str, Any] = {"patterns": n}
+    for stage in STAGES:
+        result = run_measured(stage_commands(stage, n, work, object_size, batch), work / f"{stage}.log")
+        result["patterns_per_s"] = round(n / result["wall_s"], 1)
+        row[stage] = result
+        print(f"  {n:>7} {stage:<8} peak {result['peak_rss_mib']:>8.1f} MiB  wall {result['wall_s']:>7.1f} s",
+              flush=True)
+    row["scan_file_mib"] = round((work / "scan.npz").stat().st_size / 2**20, 1)
+    return row
+
+
+def flatness(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Each stage's peak at every size over its peak at the smallest size (largest size last)."""
+    ordered = sorted(rows, key=lambda r: r["patterns"])
+    base = ordered[0]
+    return {stage: round(ordered[-1][stage]["peak_rss_mib"] / base[stage]["peak_rss_mib"], 3) for stage in STAGES}
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The results as a fixed-width text table."""
+    lines = [f"{'patterns':>9} | " + " | ".join(f"{s + ' MiB':>13} {s + ' s':>11}" for s in STAGES)]
+    for row in sorted(rows, key=lambda r: r["patterns"]):
+        cells = [f"{row[s]['peak_rss_mib']:>13.1f} {row[s]['wall_s']:>11.1f}" for s in STAGES]
+        lines.append(f"{row['patterns']:>9} | " + " | ".join(cells))
+    return "\n".join(lines)
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="Scan sizes (patterns).")
+    parser.add_argument("--smoke", action="store_true", help=f"Tiny sizes {SMOKE_SIZES} and a 128 px object.")
+    parser.add_argument("--object-size", type=int, default=None, help="Object side, px (default 512; smoke 128).")
+    parser.add_argument("--batch-size", type=int, default=64, help="Training and inference batch (groups).")
+    parser.add_argument("--workdir", default=None, help="Where the scans and runs go (default: a temp dir, removed).")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="JSON output path.")
+    args = parser.parse_args(argv)
+    sizes = sorted(args.sizes or (SMOKE_SIZES if args.smoke else DEFAULT_SIZES))
+    object_size = args.object_size or (128 if args.smoke else 512)
+
+    started = time.perf_counter()
+    load_before = _loadavg()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ptycho-memory-") as tmp:
+        root = Path(args.workdir) if args.workdir else Path(tmp)
+        for n in sizes:
+            rows.append(measure_size(n, root / f"n{n}", object_size, args.batch_size))
+    result = {
+        "sizes": sizes,
+        "smoke": bool(args.smoke),
+        "object_size": object_size,
+        "N": 64,
+        "batch_size": args.batch_size,
+        "train_config": "cnn, gridsize 2, n_filters_scale 1, n/4 groups, 1 epoch, fp32, CPU",
+        "rows": rows,
+        "flatness": flatness(rows),
+        "flat_target": FLAT_TARGET,
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
+                    "loadavg_before": load_before, "loadavg_after": _loadavg()},
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+    print(table(rows))
+    print("peak at largest / smallest size: " + ", ".join(f"{k} {v:.3f}" for k, v in result["flatness"].items())
+          + f" (target <= {FLAT_TARGET} for simulate and infer)")
+    out = Path(args.out)
+    sys.path.insert(0, str(REPO))
+    from ptycho_torch.atomic import write_json_atomic
+
+    write_json_atomic(out, result)
+    print(f"wrote {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
