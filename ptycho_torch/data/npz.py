@@ -1,4 +1,4 @@
-"""NPZ scan files: a lazy, memory-mapped reader and an atomic writer.
+"""NPZ scan files: a lazy reader (frames read on demand) and an atomic writer.
 
 ``np.load(..., mmap_mode='r')`` does not memory-map arrays inside an ``.npz`` (a zip).
 For an *uncompressed* (ZIP_STORED) ``diffraction`` member this reader finds the member's
@@ -9,9 +9,13 @@ a memory map: every page a map touches stays in the process's resident set, so a
 a scan (an inference, a training epoch) grows the process by the size of the file (1.6 GB
 at 100k patterns of 64 x 64); a read leaves only the batch in memory and the operating
 system's page cache does the caching.  Stacks stored Fortran-ordered or in the legacy
-(H, W, n) layout, where one frame is not contiguous, are still memory-mapped.  A compressed member (written by
-``np.savez_compressed``) cannot be mapped: it is decompressed into memory once per
-process, with a one-line log note.  Small members (probe, coordinates, ...) are read
+(H, W, n) layout, where one frame is not contiguous, are still memory-mapped.
+
+A compressed member (written by ``np.savez_compressed``) cannot be read in place: on first
+use it is decompressed, in 16 MiB steps, into an anonymous temporary file (deleted when
+closed; one per process) and frames are read from there, so memory stays flat at the cost
+of disk space and one decompression, with a one-line log note (a compressed Fortran-ordered
+or legacy-layout stack is loaded whole).  Small members (probe, coordinates, ...) are read
 when the file is opened; ``objectGuess`` is read on first access.  ``allow_pickle`` is
 never enabled.
 """
@@ -20,7 +24,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import struct
+import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -144,8 +150,8 @@ class NpzScanReader(ScanReader):
         if layout.legacy_hwn and not self._quiet:
             contract.warn_legacy_layout(self.path, dkey, diff.info)
         if diff.data_offset is None and not self._quiet:
-            log.warning("%s [%s]: compressed NPZ member is loaded whole into memory (write with "
-                        "write_scan_npz(..., compressed=False) to memory-map it)", self.path, dkey)
+            log.warning("%s [%s]: compressed NPZ member is decompressed into a temporary file before use "
+                        "(write with write_scan_npz(..., compressed=False) to read it in place)", self.path, dkey)
         self.n, self.frame_shape, self.legacy_hwn = layout.n, layout.frame_shape, layout.legacy_hwn
         self.probe, self.xcoords, self.ycoords = probe, x, y
         self.scan_index, self.metadata, self.diffraction_key = scan_index, metadata, dkey
@@ -165,22 +171,45 @@ class NpzScanReader(ScanReader):
         return self._frames
 
     def _frames_readable(self) -> bool:
-        """True when frames can be read from the file directly (stored, C-ordered, (n, H, W))."""
+        """True when frames can be read with positional reads (C-ordered (n, H, W), stored or spilled)."""
         m = self._diff_member
-        return m.data_offset is not None and not m.fortran_order and not self.legacy_hwn
+        return not m.fortran_order and not self.legacy_hwn
+
+    def _open_frames_file(self) -> tuple[Any, int]:
+        """The file holding the frames' bytes and their offset in it (the scan, or a spilled copy)."""
+        m = self._diff_member
+        if not self._owned() or self._file is None:
+            if m.data_offset is not None:
+                self._file = open(self.path, "rb", buffering=0)
+            else:
+                self._file = self._spill_compressed()
+        return self._file, (m.data_offset if m.data_offset is not None else 0)
+
+    def _spill_compressed(self) -> Any:
+        """Decompress the diffraction member's array bytes into an anonymous temporary file."""
+        spill = tempfile.TemporaryFile(prefix="ptycho-frames-")
+        try:
+            with self._open_zip() as zf, zf.open(self._diff_member.name) as member:
+                _read_npy_header(member)
+                shutil.copyfileobj(member, spill, 16 * 2**20)
+        except _READ_ERRORS as err:
+            spill.close()
+            raise contract.contract_error(self.path, self.diffraction_key, "unreadable array", found=str(err),
+                                          hint="the file may be truncated; rewrite it") from None
+        spill.flush()
+        return spill
 
     def _read_runs(self, indices: np.ndarray) -> np.ndarray:
         """Frames at sorted ``indices`` read from the file, one positional read per consecutive run."""
         m = self._diff_member
-        if not self._owned() or self._file is None:
-            self._file = open(self.path, "rb", buffering=0)
+        handle, base = self._open_frames_file()
         out = np.empty((indices.size, *m.info.shape[1:]), dtype=m.info.dtype)
         frame_bytes = out[0].nbytes if indices.size else 0
         flat = memoryview(out.reshape(-1).view(np.uint8))
         breaks = np.flatnonzero(np.diff(indices) != 1) + 1
         for first, stop in zip(np.concatenate(([0], breaks)), np.concatenate((breaks, [indices.size]))):
-            offset = m.data_offset + int(indices[first]) * frame_bytes
-            _read_exactly(self._file, flat[first * frame_bytes:stop * frame_bytes], offset, self.path)
+            offset = base + int(indices[first]) * frame_bytes
+            _read_exactly(handle, flat[first * frame_bytes:stop * frame_bytes], offset, self.path)
         return out
 
     def _read_sorted(self, indices: np.ndarray) -> np.ndarray:

@@ -52,12 +52,13 @@ def _resident_bytes() -> int:
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
-def test_a_pass_over_the_scan_does_not_grow_the_process(tmp_path):
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_pass_over_the_scan_does_not_grow_the_process(tmp_path, compressed):
     """Reading every frame in batches keeps only a batch resident (a memory map kept the whole file)."""
     n = 4096  # 64 MiB of frames
     arrays = {"diffraction": np.ones((n, 64, 64), np.float32), "probeGuess": np.ones((64, 64), np.complex64),
               "xcoords": np.arange(n, dtype=np.float64), "ycoords": np.zeros(n)}
-    path = write_scan_npz(tmp_path / "big.npz", arrays)
+    path = write_scan_npz(tmp_path / "big.npz", arrays, compressed=compressed)
     del arrays
     before = _resident_bytes()  # before opening: validation already touches frames spread over the file
     r = open_scan(path)
@@ -69,13 +70,15 @@ def test_a_pass_over_the_scan_does_not_grow_the_process(tmp_path):
     assert grown < 16 * 2**20, f"resident memory grew by {grown / 2**20:.1f} MiB over a 64 MiB pass"
 
 
-def test_compressed_npz_falls_back_to_loading(tmp_path, scan_arrays, caplog):
+def test_compressed_npz_is_decompressed_to_a_temporary_file(tmp_path, scan_arrays, caplog):
     arrays = scan_arrays()
     with caplog.at_level(logging.WARNING, logger="ptycho_torch.data.npz"):
         r = open_scan(write_scan_npz(tmp_path / "c.npz", arrays, compressed=True))
     assert len([m for m in caplog.messages if "compressed" in m]) == 1
-    assert not isinstance(r._frames_array(), np.memmap)
-    np.testing.assert_array_equal(r.read_frames([5, 0]), arrays["diffraction"][[5, 0]])
+    np.testing.assert_array_equal(r.read_frames([5, 0, 1, 2]), arrays["diffraction"][[5, 0, 1, 2]])
+    assert r._frames is None and r._file is not None and r._file.name != str(r.path)  # a spilled copy, not loaded
+    r.close()
+    np.testing.assert_array_equal(r.read_frames([23]), arrays["diffraction"][[23]])  # spilled again after close
 
 
 def test_hdf5_layout_and_metadata_dataset(tmp_path, scan_arrays):
