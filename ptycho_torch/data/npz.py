@@ -202,9 +202,11 @@ class NpzScanReader(ScanReader):
     def _read_runs(self, indices: np.ndarray) -> np.ndarray:
         """Frames at sorted ``indices`` read from the file, one positional read per consecutive run."""
         m = self._diff_member
-        handle, base = self._open_frames_file()
         out = np.empty((indices.size, *m.info.shape[1:]), dtype=m.info.dtype)
-        frame_bytes = out[0].nbytes if indices.size else 0
+        if indices.size == 0:
+            return out
+        handle, base = self._open_frames_file()
+        frame_bytes = out[0].nbytes
         flat = memoryview(out.reshape(-1).view(np.uint8))
         breaks = np.flatnonzero(np.diff(indices) != 1) + 1
         for first, stop in zip(np.concatenate(([0], breaks)), np.concatenate((breaks, [indices.size]))):
