@@ -130,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--batch-size", type=int, default=64, help="Training and inference batch (groups).")
     parser.add_argument("--workdir", default=None, help="Where the scans and runs go (default: a temp dir, removed).")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="JSON output path.")
+    parser.add_argument("--append", action="store_true",
+                        help="Merge with the rows already in --out (same settings), so sizes can be run separately.")
     args = parser.parse_args(argv)
     sizes = sorted(args.sizes or (SMOKE_SIZES if args.smoke else DEFAULT_SIZES))
     object_size = args.object_size or (128 if args.smoke else 512)
@@ -141,6 +143,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         root = Path(args.workdir) if args.workdir else Path(tmp)
         for n in sizes:
             rows.append(measure_size(n, root / f"n{n}", object_size, args.batch_size))
+    out = Path(args.out)
+    if args.append and out.is_file():
+        earlier = json.loads(out.read_text())
+        if (earlier["object_size"], earlier["batch_size"]) != (object_size, args.batch_size):
+            raise SystemExit(f"{out} was measured with other settings; drop --append or use another --out")
+        fresh = {row["patterns"] for row in rows}
+        rows = sorted([row for row in earlier["rows"] if row["patterns"] not in fresh] + rows,
+                      key=lambda row: row["patterns"])
+        sizes = [row["patterns"] for row in rows]
     result = {
         "sizes": sizes,
         "smoke": bool(args.smoke),
@@ -158,7 +169,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(table(rows))
     print("peak at largest / smallest size: " + ", ".join(f"{k} {v:.3f}" for k, v in result["flatness"].items())
           + f" (target <= {FLAT_TARGET} for simulate and infer)")
-    out = Path(args.out)
     sys.path.insert(0, str(REPO))
     from ptycho_torch.atomic import write_json_atomic
 
