@@ -7,7 +7,8 @@
 Each stage runs as its own process through the public command (``ptycho-simulate``,
 ``ptycho-train``, ``ptycho-infer``, started as ``python -m ptycho_torch.cli.X``), and its
 peak resident set size is read from that process's own resource usage (``os.wait4``:
-``ru_maxrss``, the high-water mark of resident memory, file-backed pages included).  Wall
+``ru_maxrss``, the high-water mark of resident memory, file-backed pages included), taken
+by a small waiter process so that the benchmark's own size does not leak into it.  Wall
 time is the process's, start-up included (about 3-5 s of imports).
 
 The scans: the ``lines`` object at a fixed size (``--object-size``, 512 px), N = 64, a
@@ -45,18 +46,33 @@ FLAT_TARGET = 1.10
 """Peak at the largest size over peak at the smallest, for simulation and inference."""
 
 
+# A child's ru_maxrss starts from its parent's resident size at fork (Linux keeps the
+# high-water mark across exec), so a large parent (a test runner with torch loaded) would
+# hide the child's own peak.  The stage is therefore started from this small, fresh Python
+# process, which waits for it and reports its ru_maxrss (KiB on Linux) and wall time.
+_WAITER = """
+import json, os, subprocess, sys, time
+argv, log_path = json.loads(sys.argv[1]), sys.argv[2]
+started = time.perf_counter()
+with open(log_path, "wb") as log:
+    child = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(child.pid, 0)
+print(json.dumps({"code": os.waitstatus_to_exitcode(status), "wall_s": time.perf_counter() - started,
+                  "maxrss_kib": usage.ru_maxrss}))
+"""
+
+
 def run_measured(argv: Sequence[str], log_path: Path) -> dict[str, Any]:
-    """Run ``argv`` as a child process; its exit code, wall seconds and peak RSS (MiB)."""
-    started = time.perf_counter()
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, env=_child_env())
-        _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - started
-    if process.returncode != 0:
+    """Run ``argv`` as a child process; its wall seconds and peak RSS (MiB).  A failure raises."""
+    waiter = subprocess.run([sys.executable, "-c", _WAITER, json.dumps(list(argv)), str(log_path)],
+                            capture_output=True, text=True, env=_child_env(), check=False)
+    if waiter.returncode != 0:
+        raise RuntimeError(f"could not run {argv[0]}: {waiter.stderr.strip().splitlines()[-1:]}")
+    measured = json.loads(waiter.stdout)
+    if measured["code"] != 0:
         tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
-        raise RuntimeError(f"{' '.join(argv[:4])} ... exited {process.returncode}: " + " | ".join(tail))
-    return {"wall_s": round(wall, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024.0, 1)}  # ru_maxrss: KiB on Linux
+        raise RuntimeError(f"{' '.join(argv[:4])} ... exited {measured['code']}: " + " | ".join(tail))
+    return {"wall_s": round(measured["wall_s"], 2), "peak_rss_mib": round(measured["maxrss_kib"] / 1024.0, 1)}
 
 
 def _child_env() -> dict[str, str]:
