@@ -51,3 +51,33 @@ def test_smoke_run_writes_the_table_and_json(bench, tmp_path, capsys):
     assert all(value > 0 for value in written["flatness"].values())
     printed = capsys.readouterr().out
     assert "patterns" in printed and "peak at largest / smallest size" in printed
+
+
+def test_append_merges_sizes_and_infers_first_with_the_earlier_bundle(bench, tmp_path, monkeypatch):
+    """Orchestration only (the stages are faked here; the smoke run above runs the real ones)."""
+    calls = []
+
+    def fake_run(argv, log_path):
+        module = argv[2].rsplit(".", 1)[-1]
+        calls.append((module, argv))
+        if module == "simulate":
+            Path(argv[argv.index("--out") + 1]).write_bytes(b"x" * 2048)
+        if module == "train":
+            run = Path(argv[argv.index("--output-dir") + 1])
+            run.mkdir(parents=True)
+            (run / "model.ptpinn").write_bytes(b"m")
+        return {"wall_s": 1.0, "peak_rss_mib": 100.0 + len(calls)}
+
+    monkeypatch.setattr(bench, "run_measured", fake_run)
+    out, work = tmp_path / "m.json", tmp_path / "work"
+    bench.main(["--sizes", "100", "--out", str(out), "--workdir", str(work)])
+    assert [m for m, _ in calls] == ["simulate", "train", "infer"]
+    calls.clear()
+    result = bench.main(["--sizes", "400", "--append", "--out", str(out), "--workdir", str(work)])
+    assert [m for m, _ in calls] == ["simulate", "infer", "train"]
+    infer_argv = calls[1][1]
+    assert infer_argv[infer_argv.index("--model") + 1] == str(work / "n100" / "run" / "model.ptpinn")
+    assert [row["patterns"] for row in result["rows"]] == [100, 400]
+    assert result["rows"][1]["infer_bundle"].endswith("n100/run/model.ptpinn")
+    assert set(result["flatness"]) == set(bench.STAGES)
+    assert json.loads(out.read_text())["rows"] == result["rows"]
