@@ -12,7 +12,9 @@ Cases (simulated 'lines' object, N = 64, 224 px object, raster step N/8 with 1 p
 * ``gs1-lowdose`` gridsize 1, curved probe, 1e4 photons
 
 A recipe is a base (the architecture and its settings) plus ``+``-joined modifiers, e.g.
-``resunet+cos+clip1``; ``--list`` prints them all.  Every run goes through the public API
+``resunet+cos+clip1``; ``--list`` prints them all.  ``+bf16`` trains and reconstructs under
+``precision: bf16-mixed`` (``+fp32``: ``32-true``), so ``--recipes resunet resunet+bf16``
+compares the precisions at equal steps on the same scans in one run.  Every run goes through the public API
 (``write_scan``, ``create_training_payload`` + ``run_training``, ``create_inference_payload`` +
 ``run_inference``), reconstructs the training scan (self-supervised: the network never sees
 the ground truth) and scores the stitched object against ``objectGuess``.
@@ -82,6 +84,7 @@ class Recipe:
     name: str
     config: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
+    execution: dict[str, Any] = field(default_factory=dict)  # e.g. precision, for training and inference
     generator_kwargs: dict[str, Any] | None = None  # None: the registry's class as it is
     callbacks: list[Callable[[int], Any]] = field(default_factory=list)  # each: total steps -> callback
 
@@ -133,11 +136,16 @@ MODIFIERS: dict[str, dict[str, Any]] = {
     "s2": {"model": {"n_filters_scale": 2}},
     "maewarm": {"callbacks": [_mae_warmup(0.1)]},
     "adamw": {"config": {"optimizer": "adamw", "weight_decay": 1e-4}},
-    # the physics estimate beside the amplitudes (ModelConfig.estimate_iters, physics/estimate.py)
+    # the physics estimate beside the amplitudes (ModelConfig.estimate_iters, physics/estimate.py;
+    # default 5); est0 is the amplitudes alone, the input before the estimate existed
+    "est0": {"model": {"estimate_iters": 0}},
     "est1": {"model": {"estimate_iters": 1}},
     "est3": {"model": {"estimate_iters": 3}},
     "est5": {"model": {"estimate_iters": 5}},
     "est10": {"model": {"estimate_iters": 10}},
+    # precision of training and inference (the network under autocast, the physics in float32)
+    "bf16": {"execution": {"precision": "bf16-mixed"}},
+    "fp32": {"execution": {"precision": "32-true"}},
 }
 
 
@@ -153,6 +161,7 @@ def parse_recipe(spec: str) -> Recipe:
             raise SystemExit(f"unknown recipe modifier {mod!r}; valid: {sorted(MODIFIERS)}")
         recipe.config.update(MODIFIERS[mod].get("config", {}))
         recipe.model.update(MODIFIERS[mod].get("model", {}))
+        recipe.execution.update(MODIFIERS[mod].get("execution", {}))
         recipe.callbacks += MODIFIERS[mod].get("callbacks", [])
     return recipe
 
@@ -222,13 +231,14 @@ def run_one(case: Case, recipe: Recipe, steps: int, seed: int, scan: Path, work:
         **{k: v for k, v in recipe.config.items() if k != "batch_size"},
         "model": {"gridsize": case.gridsize, **recipe.model},
     }
-    execution = {"accelerator": "cpu", "logger_backend": "none", "enable_progress_bar": False}
+    execution = {"accelerator": "cpu", "logger_backend": "none", "enable_progress_bar": False, **recipe.execution}
     saved = registry.GENERATORS["resunet"]
     if recipe.generator_kwargs:
         registry.GENERATORS["resunet"] = functools.partial(saved, **recipe.generator_kwargs)
     started = time.perf_counter()
     row: dict[str, Any] = {"case": case.name, "recipe": recipe.name, "steps": steps, "seed": seed,
-                           "batch_size": batch, "nepochs": nepochs}
+                           "batch_size": batch, "nepochs": nepochs,
+                           "precision": recipe.execution.get("precision", "default")}
     try:
         payload = create_training_payload(config=config, execution=execution)
         timer = _recon_helpers()._batch_timer()
@@ -245,7 +255,7 @@ def run_one(case: Case, recipe: Recipe, steps: int, seed: int, scan: Path, work:
             mode: run_inference(create_inference_payload(
                 config={"model_path": str(result.bundle_path), "test_data_file": str(scan),
                         "output_dir": str(work / f"recon-{mode}"), "stitching": mode},
-                execution={"accelerator": "cpu", "inference_batch_size": 64},
+                execution={"accelerator": "cpu", "inference_batch_size": 64, **recipe.execution},
             ))
             for mode in stitchings
         }

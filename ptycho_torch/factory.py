@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 from ptycho_torch.config.bridge import InferencePlan, TrainingPlan, bridge_inference, bridge_training
 from ptycho_torch.config.canonical import SUPPORTED_N, InferenceConfig, TrainingConfig
-from ptycho_torch.config.execution import ExecutionConfig, resolve_accelerator
+from ptycho_torch.config.execution import ExecutionConfig, precision_reason, resolve_accelerator
 from ptycho_torch.config.io import config_hash, config_to_dict, load_run_file, read_mapping
 from ptycho_torch.config.layers import LayeredConfig, Resolved, field_paths, flatten
 from ptycho_torch.errors import ConfigError
@@ -168,6 +168,7 @@ def create_training_payload(
     execution_cfg = _validated(ExecutionConfig, layers.section(EXECUTION_PREFIX), layers, prefix=EXECUTION_PREFIX)
     accelerator = resolve_accelerator(execution_cfg.accelerator) if resolve_device else execution_cfg.accelerator
     plan = bridge_training(training, execution_cfg, accelerator)
+    _note_resolved_precision(layers, execution_cfg.precision, plan.trainer["precision"], accelerator)
     return TrainingPayload(
         training=training,
         execution=execution_cfg,
@@ -233,13 +234,26 @@ def create_inference_payload(
     inference = _validated(InferenceConfig, layers.section(exclude=("execution",)), layers)
     execution_cfg = _validated(ExecutionConfig, layers.section(EXECUTION_PREFIX), layers, prefix=EXECUTION_PREFIX)
     accelerator = resolve_accelerator(execution_cfg.accelerator) if resolve_device else execution_cfg.accelerator
+    plan = bridge_inference(inference, execution_cfg, accelerator)
+    _note_resolved_precision(layers, execution_cfg.precision, plan.precision, accelerator)
     return InferencePayload(
         inference=inference,
         execution=execution_cfg,
         accelerator=accelerator,
-        plan=bridge_inference(inference, execution_cfg, accelerator),
+        plan=plan,
         provenance=dict(sorted(layers.values.items())),
     )
+
+
+def _note_resolved_precision(layers: LayeredConfig, requested: str, resolved: str, accelerator: str) -> None:
+    """Make --explain say what precision 'auto' became (the config itself keeps 'auto')."""
+    reason = precision_reason(requested, resolved, accelerator)
+    if not reason:
+        return
+    path = EXECUTION_PREFIX + "precision"
+    current = layers.values[path]
+    note = f"{current.note}; {reason}" if current.note else reason
+    layers.values[path] = Resolved(current.value, current.source, note)
 
 
 def format_provenance(provenance: Mapping[str, Resolved]) -> str:

@@ -9,11 +9,15 @@ the model (its description is the ``--help`` text).  Values come, lowest precede
 from the field defaults, the ``--config`` file (YAML/JSON mapping of field names, optionally
 under a ``simulation:`` key), then the flags.  Any bad value is one line on stderr, exit 2,
 and nothing is written.
+
+Progress goes to stderr: a bar on a terminal; otherwise (a log file, a batch job) one line
+per chunk when the scan spans more than one chunk; ``--quiet`` silences both.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import types
 import typing
 from collections.abc import Sequence
@@ -23,6 +27,7 @@ from ptycho_torch.cli.common import run_cli
 from ptycho_torch.config.base import check_known_keys
 from ptycho_torch.config.io import read_mapping
 from ptycho_torch.errors import ConfigError
+from ptycho_torch.simulate.diffraction import chunk_patterns
 from ptycho_torch.simulate.simulate import SimulationConfig, write_scan
 
 PROG = "ptycho-simulate"
@@ -58,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", default=None, help="YAML/JSON file of SimulationConfig fields; flags override it."
     )
+    parser.add_argument("--quiet", action="store_true", help="No progress output on stderr.")
     for name, info in SimulationConfig.model_fields.items():
         flag_type, choices = _flag_type(info.annotation)
         names = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
@@ -82,10 +88,49 @@ def resolve_config(args: argparse.Namespace) -> SimulationConfig:
     return SimulationConfig.from_mapping(values)
 
 
+_STAGE_LABELS = {"scale": "pass 1/2 (intensity scale)", "noise": "pass 2/2 (noise, write)"}
+
+
+class ChunkProgress:
+    """Progress of the two passes on ``stream``: a tqdm bar on a terminal, else one line per chunk.
+
+    The first pass (``scale``) measures every pattern's intensity, the second (``noise``)
+    draws the counts and writes them; each counts the patterns it has done.
+    """
+
+    def __init__(self, total: int, stream: Any = None, *, bar: bool | None = None) -> None:
+        self.total, self.stream = total, stream if stream is not None else sys.stderr
+        self.bar = self.stream.isatty() if bar is None else bar
+        self._bars: dict[str, Any] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.bar:
+            print(f"{PROG}: {_STAGE_LABELS.get(stage, stage)} {done}/{total} patterns", file=self.stream, flush=True)
+            return
+        from tqdm import tqdm
+
+        if stage not in self._bars:
+            label = _STAGE_LABELS.get(stage, stage)
+            self._bars[stage] = tqdm(total=total, desc=label, unit="pattern", file=self.stream, leave=False)
+        bar = self._bars[stage]
+        bar.update(done - bar.n)
+
+    def close(self) -> None:
+        for bar in self._bars.values():
+            bar.close()
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     cfg = resolve_config(args)
-    path = write_scan(cfg, args.out)
+    progress = None
+    if not args.quiet and (sys.stderr.isatty() or cfg.n_positions > chunk_patterns(cfg.N)):
+        progress = ChunkProgress(cfg.n_positions)
+    try:
+        path = write_scan(cfg, args.out, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
     print(
         f"wrote {cfg.n_positions} diffraction patterns ({cfg.N}x{cfg.N}; {cfg.object} object "
         f"{cfg.object_size}x{cfg.object_size}, {cfg.probe} probe, {cfg.scan} scan, nphotons={cfg.nphotons:g}, "

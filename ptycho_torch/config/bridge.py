@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from ptycho_torch.config.canonical import InferenceConfig, ModelConfig, TrainingConfig
-from ptycho_torch.config.execution import ExecutionConfig
+from ptycho_torch.config.execution import ExecutionConfig, resolve_precision
 
 #: Fields deliberately not consumed, with the reason.  Keys are "<Config>.<field>".
 UNUSED_FIELDS: Mapping[str, str] = MappingProxyType(
@@ -95,7 +95,7 @@ def trainer_kwargs(training: TrainingConfig, execution: ExecutionConfig, acceler
         "devices": execution.devices,
         "num_nodes": execution.num_nodes,
         "strategy": resolve_strategy(execution),
-        "precision": execution.precision,
+        "precision": resolve_precision(execution.precision, accelerator),
         "deterministic": execution.deterministic,
         "max_epochs": training.nepochs,
         "gradient_clip_val": training.gradient_clip_val,
@@ -178,7 +178,7 @@ def bridge_inference(inference: InferenceConfig, execution: ExecutionConfig, acc
     return InferencePlan(
         data=_frozen(data),
         accelerator=accelerator,
-        precision=execution.precision,
+        precision=resolve_precision(execution.precision, accelerator),
         output_dir=str(inference.output_dir),
         model_path=str(inference.model_path),
         stitching=inference.stitching,

@@ -16,6 +16,9 @@ from ptycho_torch.config.base import FrozenConfig
 
 Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]
 
+FAST_BF16_CAPABILITY = (8, 0)
+"""CUDA compute capability from which bf16 runs on tensor cores (Ampere and later)."""
+
 
 class AcceleratorFallbackWarning(UserWarning):
     """POLICY-001: ``accelerator='auto'`` found no GPU and runs on the CPU."""
@@ -32,7 +35,11 @@ class ExecutionConfig(FrozenConfig):
     strategy: Literal["auto", "ddp"] = Field(
         "auto", description="Lightning strategy; 'ddp' for several processes ('auto' picks it when devices*num_nodes > 1)."
     )
-    precision: Literal["32-true", "16-mixed", "bf16-mixed"] = Field("32-true", description="Numerical precision of training.")
+    precision: Literal["auto", "32-true", "16-mixed", "bf16-mixed"] = Field(
+        "auto",
+        description="Numerical precision of training and inference; 'auto' is 'bf16-mixed' on a CUDA GPU with fast bf16 "
+        "(compute capability >= 8.0) and '32-true' elsewhere (CPU, MPS, older GPUs).",
+    )
     deterministic: bool = Field(True, description="Ask torch for deterministic algorithms (reproducible runs).")
     num_workers: int = Field(0, ge=0, le=256, description="DataLoader worker processes per device (0 loads in the main process).")
     pin_memory: bool = Field(False, description="Pin host memory of batches (faster copies to a GPU).")
@@ -85,3 +92,44 @@ def resolve_accelerator(requested: str, *, cuda_available: bool | None = None) -
         stacklevel=2,
     )
     return "cpu"
+
+
+def fast_bf16_available() -> bool:
+    """True when CUDA device 0 has tensor-core bf16: compute capability >= 8.0 (Ampere, Hopper, ...).
+
+    ``torch.cuda.is_bf16_supported()`` alone is not the test: it also answers True for older
+    GPUs that only emulate bf16 (slower than float32 there).
+    """
+    import torch
+
+    if not torch.cuda.is_available():
+        return False
+    return tuple(torch.cuda.get_device_capability(0)) >= FAST_BF16_CAPABILITY
+
+
+def resolve_precision(requested: str, accelerator: str, *, fast_bf16: bool | None = None) -> str:
+    """'auto' becomes 'bf16-mixed' on a GPU with fast bf16, else '32-true'; explicit values are kept.
+
+    ``accelerator`` is the resolved one (:func:`resolve_accelerator`); an unresolved 'auto'
+    (plans built without touching a device) resolves to '32-true'.  Mixed precision only
+    ever covers the network: the physics, FFTs, shifts and the loss stay float32
+    (:mod:`ptycho_torch.physics.precision`).
+    """
+    if requested != "auto":
+        return requested
+    if accelerator not in ("gpu", "cuda"):
+        return "32-true"
+    if fast_bf16 is None:
+        fast_bf16 = fast_bf16_available()
+    return "bf16-mixed" if fast_bf16 else "32-true"
+
+
+def precision_reason(requested: str, resolved: str, accelerator: str) -> str:
+    """One phrase saying why ``requested`` became ``resolved`` (for --explain)."""
+    if requested != "auto":
+        return ""
+    if resolved == "bf16-mixed":
+        return f"resolved: {resolved!r}, GPU with compute capability >= {FAST_BF16_CAPABILITY[0]}.0"
+    if accelerator in ("gpu", "cuda"):
+        return f"resolved: {resolved!r}, GPU without fast bf16 (compute capability < {FAST_BF16_CAPABILITY[0]}.0)"
+    return f"resolved: {resolved!r} on {accelerator}"

@@ -1,11 +1,21 @@
-"""NPZ scan files: a lazy, memory-mapped reader and an atomic writer.
+"""NPZ scan files: a lazy reader (frames read on demand) and an atomic writer.
 
 ``np.load(..., mmap_mode='r')`` does not memory-map arrays inside an ``.npz`` (a zip).
 For an *uncompressed* (ZIP_STORED) ``diffraction`` member this reader finds the member's
-data in the zip (local file header + the ``.npy`` header), and ``np.memmap``s it, so
-frames are paged in on demand and never loaded whole.  A compressed member (written by
-``np.savez_compressed``) cannot be mapped: it is decompressed into memory once per
-process, with a one-line log note.  Small members (probe, coordinates, ...) are read
+data in the zip (local file header + the ``.npy`` header) and reads the requested frames
+straight from the file with positional reads (``os.preadv``, one per run of consecutive
+frames) into a fresh array, so frames are read on demand and never loaded whole.  Why not
+a memory map: every page a map touches stays in the process's resident set, so a pass over
+a scan (an inference, a training epoch) grows the process by the size of the file (1.6 GB
+at 100k patterns of 64 x 64); a read leaves only the batch in memory and the operating
+system's page cache does the caching.  Stacks stored Fortran-ordered or in the legacy
+(H, W, n) layout, where one frame is not contiguous, are still memory-mapped.
+
+A compressed member (written by ``np.savez_compressed``) cannot be read in place: on first
+use it is decompressed, in 16 MiB steps, into an anonymous temporary file (deleted when
+closed; one per process) and frames are read from there, so memory stays flat at the cost
+of disk space and one decompression, with a one-line log note (a compressed Fortran-ordered
+or legacy-layout stack is loaded whole).  Small members (probe, coordinates, ...) are read
 when the file is opened; ``objectGuess`` is read on first access.  ``allow_pickle`` is
 never enabled.
 """
@@ -14,7 +24,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import struct
+import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -96,7 +108,12 @@ class NpzScanReader(ScanReader):
     """Reader for ``.npz`` scan files (see module docstring for laziness rules)."""
 
     kind = "NPZ"
-    _transient: ClassVar[tuple[str, ...]] = ("_frames",)
+    _transient: ClassVar[tuple[str, ...]] = ("_frames", "_file")
+
+    def _close_transient(self) -> None:
+        if self._file is not None and self._owned():
+            self._file.close()
+        super()._close_transient()
 
     def _open_zip(self) -> zipfile.ZipFile:
         try:
@@ -133,8 +150,8 @@ class NpzScanReader(ScanReader):
         if layout.legacy_hwn and not self._quiet:
             contract.warn_legacy_layout(self.path, dkey, diff.info)
         if diff.data_offset is None and not self._quiet:
-            log.warning("%s [%s]: compressed NPZ member is loaded whole into memory (write with "
-                        "write_scan_npz(..., compressed=False) to memory-map it)", self.path, dkey)
+            log.warning("%s [%s]: compressed NPZ member is decompressed into a temporary file before use "
+                        "(write with write_scan_npz(..., compressed=False) to read it in place)", self.path, dkey)
         self.n, self.frame_shape, self.legacy_hwn = layout.n, layout.frame_shape, layout.legacy_hwn
         self.probe, self.xcoords, self.ycoords = probe, x, y
         self.scan_index, self.metadata, self.diffraction_key = scan_index, metadata, dkey
@@ -153,7 +170,53 @@ class NpzScanReader(ScanReader):
                     self._frames = _load_member(self.path, zf, zf.getinfo(m.name), self.diffraction_key)
         return self._frames
 
+    def _frames_readable(self) -> bool:
+        """True when frames can be read with positional reads (C-ordered (n, H, W), stored or spilled)."""
+        m = self._diff_member
+        return not m.fortran_order and not self.legacy_hwn
+
+    def _open_frames_file(self) -> tuple[Any, int]:
+        """The file holding the frames' bytes and their offset in it (the scan, or a spilled copy)."""
+        m = self._diff_member
+        if not self._owned() or self._file is None:
+            if m.data_offset is not None:
+                self._file = open(self.path, "rb", buffering=0)
+            else:
+                self._file = self._spill_compressed()
+        return self._file, (m.data_offset if m.data_offset is not None else 0)
+
+    def _spill_compressed(self) -> Any:
+        """Decompress the diffraction member's array bytes into an anonymous temporary file."""
+        spill = tempfile.TemporaryFile(prefix="ptycho-frames-")
+        try:
+            with self._open_zip() as zf, zf.open(self._diff_member.name) as member:
+                _read_npy_header(member)
+                shutil.copyfileobj(member, spill, 16 * 2**20)
+        except _READ_ERRORS as err:
+            spill.close()
+            raise contract.contract_error(self.path, self.diffraction_key, "unreadable array", found=str(err),
+                                          hint="the file may be truncated; rewrite it") from None
+        spill.flush()
+        return spill
+
+    def _read_runs(self, indices: np.ndarray) -> np.ndarray:
+        """Frames at sorted ``indices`` read from the file, one positional read per consecutive run."""
+        m = self._diff_member
+        out = np.empty((indices.size, *m.info.shape[1:]), dtype=m.info.dtype)
+        if indices.size == 0:
+            return out
+        handle, base = self._open_frames_file()
+        frame_bytes = out[0].nbytes
+        flat = memoryview(out.reshape(-1).view(np.uint8))
+        breaks = np.flatnonzero(np.diff(indices) != 1) + 1
+        for first, stop in zip(np.concatenate(([0], breaks)), np.concatenate((breaks, [indices.size]))):
+            offset = base + int(indices[first]) * frame_bytes
+            _read_exactly(handle, flat[first * frame_bytes:stop * frame_bytes], offset, self.path)
+        return out
+
     def _read_sorted(self, indices: np.ndarray) -> np.ndarray:
+        if self._frames_readable():
+            return np.ascontiguousarray(self._read_runs(indices), dtype=np.float32)
         stack = self._frames_array()
         if self.legacy_hwn:
             out = np.moveaxis(stack[:, :, indices], 2, 0)
@@ -165,6 +228,21 @@ class NpzScanReader(ScanReader):
         with self._open_zip() as zf:
             obj = _load_member(self.path, zf, zf.getinfo(contract.OBJECT_KEY + ".npy"), contract.OBJECT_KEY)
         return np.ascontiguousarray(obj, dtype=np.complex64)
+
+
+def _read_exactly(handle: Any, buffer: memoryview, offset: int, path: Path) -> None:
+    """Fill ``buffer`` from ``handle`` at ``offset`` (positional reads; short reads continue)."""
+    fd = handle.fileno()
+    while len(buffer):
+        if hasattr(os, "preadv"):
+            got = os.preadv(fd, [buffer], offset)
+        else:  # Windows and older platforms: no positional read into a buffer
+            handle.seek(offset)
+            got = handle.readinto(buffer)
+        if not got:
+            raise contract.contract_error(path, None, "truncated file", found=f"end of file at byte {offset}",
+                                          hint="the file was not fully written; rewrite it")
+        buffer, offset = buffer[got:], offset + got
 
 
 def _quiet_reader(path: Path) -> NpzScanReader:

@@ -10,19 +10,34 @@ Stages, in order:
    pixel ``(N//2, N//2)``, the same centring as the model's far field.
 3. :func:`simulate_diffraction`: scale ``I`` so that the mean over patterns of ``sum_hw I``
    equals ``nphotons``, draw Poisson counts, return ``sqrt(counts)`` as float32 amplitude.
+
+:func:`diffraction_chunks` does stage 3 in bounded memory for scans of any length: the
+scale depends on every pattern, so a first pass computes only each pattern's total
+intensity, and a second pass recomputes the intensities chunk by chunk, draws the noise and
+yields each chunk.  The noise is drawn in the same order as a whole-array draw, and each
+pattern's numbers do not depend on the chunking, so the chunks concatenate to exactly the
+whole-array result (the patterns are recomputed once, the price of flat memory).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from ptycho_torch.simulate.resample import DEFAULT_KERNEL_RADIUS, lanczos_weights, resample_windows
 
-__all__ = ["extract_patches", "far_field_intensity", "simulate_diffraction"]
+__all__ = ["extract_patches", "far_field_intensity", "simulate_diffraction", "diffraction_chunks", "chunk_patterns"]
+
+_EXTRACT_CHUNK = 256
+"""Patterns cut per step inside :func:`extract_patches`; stream chunks are multiples of it."""
+
+_CHUNK_PIXELS = 1 << 22
+"""About this many detector pixels per streamed chunk (1024 patterns at N=64, ~0.2 GB of work arrays)."""
 
 
 def extract_patches(
-    obj: np.ndarray, positions_xy: np.ndarray, N: int, kernel_radius: int = DEFAULT_KERNEL_RADIUS, chunk: int = 256
+    obj: np.ndarray, positions_xy: np.ndarray, N: int, kernel_radius: int = DEFAULT_KERNEL_RADIUS, chunk: int = _EXTRACT_CHUNK
 ) -> np.ndarray:
     """Patches ``(n, N, N)`` complex64 of ``obj (H, W)`` centred at ``positions_xy (n, 2)``.
 
@@ -71,6 +86,74 @@ def far_field_intensity(exit_waves: np.ndarray) -> np.ndarray:
     return np.fft.fftshift(np.abs(spectrum) ** 2, axes=(-2, -1))
 
 
+def chunk_patterns(N: int) -> int:
+    """Patterns per streamed chunk for ``N x N`` patterns: a multiple of the patch-cutting step."""
+    per_chunk = max(1, _CHUNK_PIXELS // (N * N))
+    return max(_EXTRACT_CHUNK, per_chunk // _EXTRACT_CHUNK * _EXTRACT_CHUNK)
+
+
+def _check_inputs(probe: np.ndarray, nphotons: float) -> int:
+    N = probe.shape[-1]
+    if probe.shape != (N, N):
+        raise ValueError(f"probe must be square (N, N), got shape {probe.shape}")
+    if not nphotons > 0:
+        raise ValueError(f"nphotons must be > 0, got {nphotons}")
+    return N
+
+
+def _intensity(obj: np.ndarray, probe: np.ndarray, positions_xy: np.ndarray) -> np.ndarray:
+    return far_field_intensity(extract_patches(obj, positions_xy, probe.shape[-1]) * probe[None])
+
+
+def diffraction_chunks(
+    obj: np.ndarray,
+    probe: np.ndarray,
+    positions_xy: np.ndarray,
+    nphotons: float,
+    rng: np.random.Generator | None,
+    *,
+    chunk: int | None = None,
+    on_chunk: Callable[[str, int, int], None] | None = None,
+) -> tuple[float, Iterator[np.ndarray]]:
+    """The intensity scale and an iterator over noisy amplitude chunks ``(k, N, N)`` float32.
+
+    Same numbers as :func:`simulate_diffraction` (concatenate the chunks), in memory bounded
+    by ``chunk`` patterns (default :func:`chunk_patterns`; a multiple of 256 keeps the patch
+    cutting identical).  The first pass (the scale) runs before this returns; the noise is
+    drawn from ``rng`` as the iterator is consumed, so consume it fully before drawing from
+    ``rng`` again.  ``on_chunk(stage, done, total)`` is called after each chunk of each pass
+    (stage ``"scale"`` or ``"noise"``), e.g. to drive a progress bar.
+    """
+    N = _check_inputs(probe, nphotons)
+    positions_xy = np.asarray(positions_xy, dtype=np.float64)
+    n = positions_xy.shape[0]
+    step = chunk_patterns(N) if chunk is None else int(chunk)
+    if step < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    starts = range(0, n, step)
+    totals = np.empty(n, dtype=np.float64)
+    for start in starts:
+        stop = min(start + step, n)
+        totals[start:stop] = _intensity(obj, probe, positions_xy[start:stop]).sum(axis=(-2, -1))
+        if on_chunk is not None:
+            on_chunk("scale", stop, n)
+    mean_total = float(totals.mean())
+    if mean_total <= 0:
+        raise ValueError("the exit waves are all zero (empty probe or object); nothing to diffract")
+    scale = nphotons / mean_total
+
+    def noisy() -> Iterator[np.ndarray]:
+        for start in starts:
+            stop = min(start + step, n)
+            expected = _intensity(obj, probe, positions_xy[start:stop]) * scale
+            counts = expected if rng is None else rng.poisson(expected).astype(np.float64)
+            yield np.sqrt(counts).astype(np.float32)
+            if on_chunk is not None:
+                on_chunk("noise", stop, n)
+
+    return scale, noisy()
+
+
 def simulate_diffraction(
     obj: np.ndarray,
     probe: np.ndarray,
@@ -83,19 +166,14 @@ def simulate_diffraction(
     ``counts ~ Poisson(scale * I)`` with ``scale = nphotons / mean_n(sum_hw I)``, so the
     expected total count per pattern, averaged over patterns, is ``nphotons``.  With
     ``rng=None`` no noise is drawn and the amplitude is ``sqrt(scale * I)`` (for tests).
-    The returned amplitude is ``sqrt(counts)``.
+    The returned amplitude is ``sqrt(counts)``.  Holds the whole stack; for long scans use
+    :func:`diffraction_chunks`.
     """
-    N = probe.shape[-1]
-    if probe.shape != (N, N):
-        raise ValueError(f"probe must be square (N, N), got shape {probe.shape}")
-    if not nphotons > 0:
-        raise ValueError(f"nphotons must be > 0, got {nphotons}")
-    patches = extract_patches(obj, positions_xy, N)
-    intensity = far_field_intensity(patches * probe[None])
-    mean_total = float(intensity.sum(axis=(-2, -1)).mean())
-    if mean_total <= 0:
-        raise ValueError("the exit waves are all zero (empty probe or object); nothing to diffract")
-    scale = nphotons / mean_total
-    expected = intensity * scale
-    counts = expected if rng is None else rng.poisson(expected).astype(np.float64)
-    return np.sqrt(counts).astype(np.float32), scale
+    N = _check_inputs(probe, nphotons)
+    scale, chunks = diffraction_chunks(obj, probe, positions_xy, nphotons, rng)
+    out = np.empty((np.asarray(positions_xy).shape[0], N, N), dtype=np.float32)
+    start = 0
+    for block in chunks:
+        out[start:start + block.shape[0]] = block
+        start += block.shape[0]
+    return out, scale

@@ -5,15 +5,18 @@
 ``numpy.random.default_rng(seed)``, drawn in a fixed order (object, scan, noise), so the same
 config gives the same arrays, and :func:`write_scan` gives the same bytes (the zip entries
 carry a fixed timestamp).
+
+:func:`write_scan` streams: the diffraction stack is computed and written chunk by chunk
+(:func:`~ptycho_torch.simulate.diffraction.diffraction_chunks` into
+:func:`~ptycho_torch.simulate.npz_stream.write_npz`), so its peak memory does not grow with
+the number of patterns, and its bytes equal those of the whole-array path for any chunking.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import secrets
-import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,20 +24,23 @@ import numpy as np
 from pydantic import Field, ValidationError, model_validator
 
 from ptycho_torch import __version__
+from ptycho_torch.atomic import atomic_path
 from ptycho_torch.config.base import FrozenConfig, check_known_keys, config_error_from_validation
 from ptycho_torch.errors import ConfigError
-from ptycho_torch.simulate.diffraction import simulate_diffraction
+from ptycho_torch.simulate.diffraction import diffraction_chunks
+from ptycho_torch.simulate.npz_stream import StreamedArray, npz_bytes, write_npz
 from ptycho_torch.simulate.objects import OBJECT_GENERATORS
 from ptycho_torch.simulate.probes import curved_probe, default_probe_diameter, disk_probe
 from ptycho_torch.simulate.scans import DEFAULT_MARGIN_PX, random_scan, raster_grid_size, raster_scan, scan_limits
 
-__all__ = ["SimulationConfig", "default_simulation_config", "simulate_scan", "write_scan", "GENERATOR_NAME"]
+__all__ = ["SimulationConfig", "default_simulation_config", "simulate_scan", "write_scan", "GENERATOR_NAME",
+           "npz_bytes", "ProgressCallback"]
 
 GENERATOR_NAME = "ptycho_torch.simulate"
 """Recorded in each file's ``_metadata`` together with the package version."""
 
-# Fixed zip timestamp (the earliest a zip file can hold) so the same arrays give the same bytes.
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+ProgressCallback = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: called after each chunk; stage ``"scale"`` (first pass) or ``"noise"``."""
 
 
 class _CrossFieldError(ValueError):
@@ -160,31 +166,49 @@ def _make_probe(cfg: SimulationConfig) -> np.ndarray:
     return disk_probe(cfg.N, diameter_px=diameter)
 
 
-def simulate_scan(cfg: SimulationConfig) -> dict[str, np.ndarray]:
-    """Simulate one scan; return the DATA-001 arrays (without ``_metadata``).
-
-    Keys: ``diffraction`` (n, N, N) float32 amplitude, ``probeGuess`` (N, N) complex64 (the
-    true probe), ``xcoords``/``ycoords`` (n,) float64 pixels, ``objectGuess`` (M, M) complex64
-    (the ground truth), ``scan_index`` (n,) int64 (all 0: a single scan).  Random draws come
-    from ``default_rng(cfg.seed)`` in the order object, scan positions, Poisson noise.
-    """
-    rng = np.random.default_rng(cfg.seed)
+def _draw_scene(cfg: SimulationConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Object, probe and positions ``(n, 2)``, drawing from ``rng`` in the fixed order object, scan."""
     obj = OBJECT_GENERATORS[cfg.object](cfg.object_size, rng)
     probe = _make_probe(cfg)
     if cfg.scan == "random":
         positions = random_scan(cfg.object_size, cfg.N, int(cfg.n_images), rng)
     else:
         positions = raster_scan(cfg.object_size, cfg.N, cfg.step_px, cfg.jitter, rng)
-    amplitude, _ = simulate_diffraction(obj, probe, positions, cfg.nphotons, rng)
+    return obj, probe, positions
+
+
+def _scan_members(
+    cfg: SimulationConfig, *, chunk: int | None = None, progress: ProgressCallback | None = None
+) -> dict[str, np.ndarray | StreamedArray]:
+    """The file's members in file order; ``diffraction`` is a :class:`StreamedArray` (noise drawn as it is read)."""
+    rng = np.random.default_rng(cfg.seed)
+    obj, probe, positions = _draw_scene(cfg, rng)
+    _, chunks = diffraction_chunks(obj, probe, positions, cfg.nphotons, rng, chunk=chunk, on_chunk=progress)
     n = positions.shape[0]
     return {
-        "diffraction": amplitude,
+        "diffraction": StreamedArray((n, cfg.N, cfg.N), np.dtype(np.float32), chunks),
         "probeGuess": probe.astype(np.complex64),
         "xcoords": positions[:, 0].astype(np.float64),
         "ycoords": positions[:, 1].astype(np.float64),
         "objectGuess": obj.astype(np.complex64),
         "scan_index": np.zeros(n, dtype=np.int64),
     }
+
+
+def simulate_scan(cfg: SimulationConfig) -> dict[str, np.ndarray]:
+    """Simulate one scan; return the DATA-001 arrays (without ``_metadata``), all in memory.
+
+    Keys: ``diffraction`` (n, N, N) float32 amplitude, ``probeGuess`` (N, N) complex64 (the
+    true probe), ``xcoords``/``ycoords`` (n,) float64 pixels, ``objectGuess`` (M, M) complex64
+    (the ground truth), ``scan_index`` (n,) int64 (all 0: a single scan).  Random draws come
+    from ``default_rng(cfg.seed)`` in the order object, scan positions, Poisson noise.
+    For long scans use :func:`write_scan`, which never holds the whole stack.
+    """
+    members = _scan_members(cfg)
+    streamed = members["diffraction"]
+    members["diffraction"] = np.concatenate(list(streamed.chunks)) if streamed.shape[0] else (
+        np.empty(streamed.shape, dtype=np.float32))
+    return members
 
 
 def scan_metadata(cfg: SimulationConfig, n_images: int) -> dict[str, Any]:
@@ -199,43 +223,19 @@ def scan_metadata(cfg: SimulationConfig, n_images: int) -> dict[str, Any]:
     }
 
 
-def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    """An NPZ archive (uncompressed, like ``np.savez``) as bytes, byte-stable for equal arrays.
-
-    Each entry gets the fixed timestamp 1980-01-01 so no wall-clock time leaks into the file.
-    Object arrays are refused (they would need pickle to load).
-    """
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, mode="w", compression=zipfile.ZIP_STORED) as archive:
-        for key, value in arrays.items():
-            info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_EPOCH)
-            info.compress_type = zipfile.ZIP_STORED
-            info.external_attr = 0o644 << 16
-            with archive.open(info, mode="w", force_zip64=True) as handle:
-                np.lib.format.write_array(handle, np.asanyarray(value), allow_pickle=False)
-    return buffer.getvalue()
-
-
-def _write_bytes_atomic(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to a temp file next to ``path`` and ``os.replace`` it into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_scan(cfg: SimulationConfig, path: str | os.PathLike) -> Path:
+def write_scan(
+    cfg: SimulationConfig, path: str | os.PathLike, *, chunk: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> Path:
     """Simulate ``cfg`` and write the scan to ``path`` (must end in ``.npz``), atomically.
 
     The file holds the :func:`simulate_scan` arrays plus ``_metadata``, a 0-d unicode array
-    holding JSON (read it with ``json.loads(str(data["_metadata"]))``).  Missing parent
-    directories are created.  Returns the path written.
+    holding JSON (read it with ``json.loads(str(data["_metadata"]))``).  The diffraction
+    stack is simulated and written ``chunk`` patterns at a time (default
+    :func:`~ptycho_torch.simulate.diffraction.chunk_patterns`), into a temporary file that
+    replaces ``path`` only when complete; the bytes do not depend on ``chunk``.  Missing
+    parent directories are created.  ``progress(stage, done, total)`` is called after each
+    chunk.  Returns the path written.
     """
     path = Path(path)
     if path.suffix.lower() != ".npz":
@@ -245,12 +245,12 @@ def write_scan(cfg: SimulationConfig, path: str | os.PathLike) -> Path:
         )
     if path.is_dir():
         raise ConfigError("output path is a directory", where=str(path), hint="give a file name ending in .npz")
-    arrays = simulate_scan(cfg)
-    metadata = scan_metadata(cfg, int(arrays["diffraction"].shape[0]))
-    arrays["_metadata"] = np.array(json.dumps(metadata, sort_keys=True))
+    members = _scan_members(cfg, chunk=chunk, progress=progress)
+    metadata = scan_metadata(cfg, int(members["diffraction"].shape[0]))
+    members["_metadata"] = np.array(json.dumps(metadata, sort_keys=True))
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_bytes_atomic(path, npz_bytes(arrays))
+        with atomic_path(path) as tmp, open(tmp, "xb") as handle:
+            write_npz(handle, members)
     except OSError as exc:
         raise ConfigError(f"cannot write the scan file ({exc.strerror})", where=str(path),
                           hint="check that the directory exists and is writable") from None

@@ -34,7 +34,7 @@ def bench():
 @pytest.fixture(scope="module")
 def smoke_run(bench, tmp_path_factory):
     out = tmp_path_factory.mktemp("qps") / "qps.json"
-    returned = bench.main(["--smoke", "--cases", "gs1-curved", "gs2-disk", "--recipes", "cnn", "resunet-fno+cos+maewarm",
+    returned = bench.main(["--smoke", "--cases", "gs1-curved", "gs2-disk", "--recipes", "cnn+bf16", "resunet-fno+cos+maewarm",
                            "--seeds", "0", "--threads", "2", "--stitching", "both", "--out", str(out)])
     return returned, json.loads(out.read_text())
 
@@ -52,7 +52,9 @@ def test_runs_and_summary(bench, smoke_run):
         assert math.isfinite(run["wall_s"]) and run["wall_s"] > 0
         assert run["amp_ssim"] == run["amp_ssim_probe_weighted"] and -1 <= run["amp_ssim_central_crop"] <= 1
     assert {(r["case"], r["recipe"]) for r in written["summary"]} == {
-        (c, r) for c in ("gs1-curved", "gs2-disk") for r in ("cnn", "resunet-fno+cos+maewarm")}
+        (c, r) for c in ("gs1-curved", "gs2-disk") for r in ("cnn+bf16", "resunet-fno+cos+maewarm")}
+    assert {r["recipe"]: r["precision"] for r in written["runs"]} == {
+        "cnn+bf16": "bf16-mixed", "resunet-fno+cos+maewarm": "default"}
     assert "amp SSIM" in bench.format_table(written["summary"])
 
 
@@ -61,6 +63,9 @@ def test_recipe_composition(bench):
     assert recipe.model["architecture"] == "resunet" and recipe.generator_kwargs == {"norm": "batch"}
     assert recipe.config["scheduler"] == "WarmupCosine" and recipe.config["gradient_clip_val"] == 1.0
     assert recipe.config["batch_size"] == 8
+    assert bench.parse_recipe("resunet+bf16").execution == {"precision": "bf16-mixed"}
+    assert bench.parse_recipe("resunet+bf16+fp32").execution == {"precision": "32-true"}  # left to right
+    assert bench.parse_recipe("resunet").execution == {}
 
 
 @pytest.mark.parametrize("spec", ["transformer", "cnn+turbo"])

@@ -19,6 +19,7 @@ import pytest
 from cfg_cases import REQUIRED, leaf_variants, plan_as_dict
 
 from ptycho_torch.config.bridge import UNUSED_FIELDS, bridge_inference, bridge_training
+from ptycho_torch.config.execution import resolve_precision
 from ptycho_torch.config.canonical import InferenceConfig, ModelConfig, TrainingConfig
 from ptycho_torch.config.execution import ExecutionConfig
 
@@ -53,7 +54,9 @@ def _walk_cases():
             "ExecutionConfig",
             # the second base enables the fields that need DataLoader workers
             leaf_variants(ExecutionConfig, [{"accelerator": "cpu"}, {"accelerator": "cpu", "num_workers": 2}]),
-            lambda e: (_training_output(BASE_TRAINING, e), _inference_output(BASE_INFERENCE, e)),
+            # precision 'auto' is '32-true' on the CPU by design: also compare what a GPU with fast bf16 gets
+            lambda e: (_training_output(BASE_TRAINING, e), _inference_output(BASE_INFERENCE, e),
+                       resolve_precision(e.precision, "gpu", fast_bf16=True)),
         ),
     ]
     for owner, variants, output in walks:

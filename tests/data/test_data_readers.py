@@ -1,8 +1,9 @@
-"""NPZ/HDF5 readers: lazy (memory-mapped) frames, exact values, pickling, intensity, writers."""
+"""NPZ/HDF5 readers: lazy frames (read in place, never loaded whole), exact values, pickling, intensity, writers."""
 
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import zipfile
 
@@ -29,26 +30,55 @@ def test_read_frames_any_order_with_repeats(tmp_path, suffix, scan_arrays):
     np.testing.assert_array_equal(r.positions, np.stack([arrays["xcoords"], arrays["ycoords"]], 1))
 
 
-def test_uncompressed_npz_is_memory_mapped(tmp_path, scan_arrays):
+def test_uncompressed_npz_is_read_in_place_not_mapped(tmp_path, scan_arrays):
     arrays = scan_arrays()
     path = write_scan_npz(tmp_path / "s.npz", arrays)
     with zipfile.ZipFile(path) as zf:
         assert zf.getinfo("diffraction.npy").compress_type == zipfile.ZIP_STORED
     r = open_scan(path)
-    assert isinstance(r._frames_array(), np.memmap)
+    np.testing.assert_array_equal(r.read_frames([3, 4, 5, 9, 0]), arrays["diffraction"][[3, 4, 5, 9, 0]])
+    assert r._frames is None and r._file is not None  # positional reads, no map
+    r.close()
+    assert r._file is None
     # Fortran-ordered stacks are mapped with the right order too
     arrays["diffraction"] = np.asfortranarray(arrays["diffraction"])
     r2 = open_scan(write_scan_npz(tmp_path / "f.npz", arrays))
     np.testing.assert_array_equal(r2.read_frames([1, 17]), arrays["diffraction"][[1, 17]])
 
 
-def test_compressed_npz_falls_back_to_loading(tmp_path, scan_arrays, caplog):
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_pass_over_the_scan_does_not_grow_the_process(tmp_path, compressed):
+    """Reading every frame in batches keeps only a batch resident (a memory map kept the whole file)."""
+    n = 4096  # 64 MiB of frames
+    arrays = {"diffraction": np.ones((n, 64, 64), np.float32), "probeGuess": np.ones((64, 64), np.complex64),
+              "xcoords": np.arange(n, dtype=np.float64), "ycoords": np.zeros(n)}
+    path = write_scan_npz(tmp_path / "big.npz", arrays, compressed=compressed)
+    del arrays
+    before = _resident_bytes()  # before opening: validation already touches frames spread over the file
+    r = open_scan(path)
+    total = 0.0
+    for start in range(0, n, 64):
+        total += float(r.read_frames(np.arange(start, start + 64)).sum())
+    grown = _resident_bytes() - before
+    assert total == n * 64 * 64
+    assert grown < 16 * 2**20, f"resident memory grew by {grown / 2**20:.1f} MiB over a 64 MiB pass"
+
+
+def test_compressed_npz_is_decompressed_to_a_temporary_file(tmp_path, scan_arrays, caplog):
     arrays = scan_arrays()
     with caplog.at_level(logging.WARNING, logger="ptycho_torch.data.npz"):
         r = open_scan(write_scan_npz(tmp_path / "c.npz", arrays, compressed=True))
     assert len([m for m in caplog.messages if "compressed" in m]) == 1
-    assert not isinstance(r._frames_array(), np.memmap)
-    np.testing.assert_array_equal(r.read_frames([5, 0]), arrays["diffraction"][[5, 0]])
+    np.testing.assert_array_equal(r.read_frames([5, 0, 1, 2]), arrays["diffraction"][[5, 0, 1, 2]])
+    assert r._frames is None and r._file is not None and r._file.name != str(r.path)  # a spilled copy, not loaded
+    r.close()
+    np.testing.assert_array_equal(r.read_frames([23]), arrays["diffraction"][[23]])  # spilled again after close
 
 
 def test_hdf5_layout_and_metadata_dataset(tmp_path, scan_arrays):
