@@ -3,7 +3,7 @@
 * Training: Lightning's progress bar when it is enabled and stdout is a terminal; otherwise
   (a log file, the launcher, SLURM, or the bar turned off) :class:`EpochProgressLines` prints
   one line per epoch from rank 0: epoch, global step, mean training loss, samples/s, ETA.
-* Loops of inference and stitching: :func:`track` shows a tqdm bar on a terminal (after a
+* Loops of inference, stitching and refinement: :func:`track` / :class:`ProgressReporter` show a tqdm bar on a terminal (after a
   second, so quick runs stay quiet) and otherwise one line at each quarter of the work once
   it has taken more than a few seconds.  Both go to stderr, so stdout keeps the summary.
 """
@@ -18,7 +18,7 @@ from typing import Any, TextIO, TypeVar
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-__all__ = ["EpochProgressLines", "show_progress_bar", "track", "format_duration"]
+__all__ = ["EpochProgressLines", "ProgressReporter", "show_progress_bar", "track", "format_duration"]
 
 T = TypeVar("T")
 
@@ -103,22 +103,58 @@ class EpochProgressLines(Callback):
         self._write("  ".join(parts))
 
 
-def track(items: Iterable[T], total: int, label: str, unit: str = "batch", stream: TextIO | None = None) -> Iterator[T]:
-    """Iterate ``items`` (``total`` of them), showing progress on ``stream`` (default stderr)."""
-    stream = sys.stderr if stream is None else stream
-    if _is_terminal(stream):
-        from tqdm import tqdm
+class ProgressReporter:
+    """Progress of ``total`` steps on ``stream`` (default stderr): a tqdm bar on a terminal, else lines.
 
-        yield from tqdm(items, total=total, desc=label, unit=unit, file=stream, leave=False, delay=1.0)
-        return
-    started = time.perf_counter()
-    marks = sorted({max(1, round(total * q / 4)) for q in (1, 2, 3, 4)}) if total > 0 else []
-    for done, item in enumerate(items, start=1):
-        yield item
-        if marks and done == marks[0]:
-            marks.pop(0)
-            elapsed = time.perf_counter() - started
+    Off a terminal, one line at each quarter of the work, once it has taken ``QUIET_SECONDS``
+    or more (quick work prints nothing).  ``update(**values)`` marks one step done; the values
+    (a misfit, say) are shown beside the count.
+    """
+
+    def __init__(self, total: int, label: str, unit: str = "batch", stream: TextIO | None = None) -> None:
+        self.total, self.label, self.unit = int(total), label, unit
+        self.stream = sys.stderr if stream is None else stream
+        self.done = 0
+        self._started = time.perf_counter()
+        self._bar = None
+        self._marks: list[int] = []
+        if _is_terminal(self.stream):
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.total, desc=label, unit=unit, file=self.stream, leave=False, delay=1.0)
+        elif self.total > 0:
+            self._marks = sorted({max(1, round(self.total * q / 4)) for q in (1, 2, 3, 4)})
+
+    def update(self, **values: Any) -> None:
+        self.done += 1
+        shown = {key: f"{value:.4g}" if isinstance(value, float) else value for key, value in values.items()}
+        if self._bar is not None:
+            if shown:
+                self._bar.set_postfix(shown, refresh=False)
+            self._bar.update(1)
+            return
+        if self._marks and self.done >= self._marks[0]:
+            while self._marks and self.done >= self._marks[0]:
+                self._marks.pop(0)
+            elapsed = time.perf_counter() - self._started
             if elapsed >= QUIET_SECONDS:
-                eta = elapsed / done * (total - done)
-                print(f"{label}: {done}/{total} {unit}s ({100 * done // total}%), {format_duration(elapsed)} elapsed, "
-                      f"ETA {format_duration(eta)}", file=stream, flush=True)
+                eta = elapsed / self.done * max(self.total - self.done, 0)
+                extra = "".join(f", {key} {value}" for key, value in shown.items())
+                plural = self.unit + ("es" if self.unit.endswith(("s", "ch")) else "s")
+                print(f"{self.label}: {self.done}/{self.total} {plural} ({100 * self.done // self.total}%){extra}, "
+                      f"{format_duration(elapsed)} elapsed, ETA {format_duration(eta)}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def track(items: Iterable[T], total: int, label: str, unit: str = "batch", stream: TextIO | None = None) -> Iterator[T]:
+    """Iterate ``items`` (``total`` of them), showing progress (:class:`ProgressReporter`)."""
+    reporter = ProgressReporter(total, label, unit, stream)
+    try:
+        for item in items:
+            yield item
+            reporter.update()
+    finally:
+        reporter.close()

@@ -137,3 +137,18 @@ def test_track_prints_quarters_off_a_terminal_only_when_slow(monkeypatch):
     assert [line.split(":")[1].split()[0] for line in lines] == ["2/8", "4/8", "6/8", "8/8"]
     assert "\r" not in slow.getvalue()
     assert np.all([line.startswith("stitch: ") for line in lines])
+
+
+def test_reporter_lines_carry_the_values_and_a_terminal_gets_a_bar(monkeypatch):
+    monkeypatch.setattr(progress, "QUIET_SECONDS", 0.0)
+    log = io.StringIO()
+    reporter = progress.ProgressReporter(4, "refine", unit="pass", stream=log)
+    for misfit in (8.0, 4.0, 2.0, 1.0):
+        reporter.update(misfit=misfit)
+    reporter.close()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 4 and lines[-1].startswith("refine: 4/4 passes (100%), misfit 1,")
+    terminal = _Terminal()
+    bar = progress.ProgressReporter(4, "refine", unit="pass", stream=terminal)
+    assert bar._bar is not None  # tqdm on a terminal
+    bar.close()
