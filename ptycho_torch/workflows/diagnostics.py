@@ -38,6 +38,9 @@ from ptycho_torch.errors import PtychoError
 
 __all__ = ["TrainingDiagnostics", "colour_image", "per_pixel_loss"]
 
+SNAPSHOT_BATCH = 32
+"""Snapshots predict at least this many groups per batch (few large batches are faster)."""
+
 SNAPSHOT_METRICS = ("amp_ssim", "phase_ssim", "amp_psnr_db", "phase_psnr_db", "amp_frc_cutoff_cpp", "phase_frc_cutoff_cpp")
 
 
@@ -126,7 +129,7 @@ class TrainingDiagnostics(Callback):
             full = datamodule.predict_dataloader()
             dataset = full.dataset
             subset = Subset(dataset, range(min(len(dataset), self.max_positions)))
-            self._loader = DataLoader(subset, batch_size=full.batch_size, shuffle=False)
+            self._loader = DataLoader(subset, batch_size=max(full.batch_size, SNAPSHOT_BATCH), shuffle=False)
             self._reader = datamodule.test_reader if datamodule.test_reader is not None else datamodule.train_reader
         return self._loader, self._reader
 
