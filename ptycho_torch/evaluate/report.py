@@ -26,8 +26,7 @@ LossCurve = tuple[Sequence[float], Sequence[float]]
 """``(steps, values)`` of one logged loss series."""
 
 AMPLITUDE_CMAP = "viridis"
-PHASE_CMAP = "twilight"  # cyclic: -pi and pi look alike (a phase shown over its full range)
-PHASE_RANGE_CMAP = "cividis"  # a phase shown over the truth's range (no wrap inside)
+PHASE_RANGE_CMAP = "cividis"  # phase between its 1st and 99th percentiles (a full -pi..pi scale hides detail)
 ERROR_CMAP = "RdBu_r"
 
 
@@ -144,7 +143,7 @@ def write_report(
         amplitude, phase = np.abs(view), np.angle(view)
         _show(fig, fig.add_subplot(grid[0, 0]), amplitude, "amplitude (no ground truth in the file)", AMPLITUDE_CMAP,
               _limits(amplitude), "amplitude")
-        _show(fig, fig.add_subplot(grid[0, 1]), phase, "phase", PHASE_CMAP, (-np.pi, np.pi), "rad")
+        _show(fig, fig.add_subplot(grid[0, 1]), phase, "phase", PHASE_RANGE_CMAP, _limits(phase), "rad")
         if losses:
             _loss_panel(fig.add_subplot(grid[0, 2]), losses)
     if title:
@@ -167,7 +166,7 @@ def save_colormapped_png(path: Path, image: np.ndarray, *, kind: str, title: str
     fig = plt.figure(figsize=(max(width * scale, 2.5) + 1.4, max(height * scale, 2.5) + 0.4), layout="constrained")
     ax = fig.add_subplot()
     if kind == "phase":
-        _show(fig, ax, image, title or "phase", PHASE_CMAP, (-np.pi, np.pi), "rad")
+        _show(fig, ax, image, title or "phase", PHASE_RANGE_CMAP, _limits(image), "rad")
     else:
         _show(fig, ax, image, title or "amplitude", AMPLITUDE_CMAP, _limits(image), "amplitude")
     try:
