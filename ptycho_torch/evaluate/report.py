@@ -97,7 +97,8 @@ def _loss_panel(ax: Any, losses: Mapping[str, LossCurve]) -> None:
     if positive:
         ax.set_yscale("log")
     ax.set_xlabel("training step", fontsize=8)
-    ax.set_ylabel("loss", fontsize=8)
+    per_pixel = all("per_pixel" in name for name in losses)
+    ax.set_ylabel("loss per detector pixel" if per_pixel else "loss", fontsize=8)
     ax.set_title("training loss (from the run's logs)", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
