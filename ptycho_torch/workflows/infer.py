@@ -143,8 +143,8 @@ def run_inference(payload: InferencePayload) -> InferenceResult:
     from ptycho_torch.data.datamodule import PtychoDataModule
     from ptycho_torch.evaluate.metrics import evaluate_reconstruction
     from ptycho_torch.evaluate.report import save_colormapped_png, write_report
-    from ptycho_torch.workflows.logging import read_loss_curves
     from ptycho_torch.evaluate.stitch import ObjectStitcher, canvas_shape, scanned_bbox
+    from ptycho_torch.workflows.logging import read_loss_curves
 
     plan = payload.plan
     bundle = load_bundle(plan.model_path)
