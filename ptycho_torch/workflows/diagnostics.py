@@ -13,8 +13,10 @@ Every step (rank 0's values, at the logger's cadence):
   ``intensity_scale_change`` (learned / initial: 1 at the start).
 
 At each validation (or, without a test file, at the end of the training epoch), at most
-``snapshots`` times per run and always at the last epoch, rank 0 takes a snapshot on the
-validation scan (else the training scan), limited to its first ``max_positions`` groups:
+``snapshots`` times per run (5) and always at the last epoch, rank 0 takes a snapshot on the
+validation scan (else the training scan), limited to its first ``max_positions`` groups (256;
+predicting them costs about a third of a demo epoch on a CPU, so a snapshot every epoch would
+not be cheap):
 
 * images (TensorBoard only): ``diffraction/measured_vs_predicted`` (log10 of counts, one colour
   scale for both), ``patches/amplitude`` and ``patches/phase`` (one shared scale, not per patch),
@@ -72,7 +74,7 @@ def _deviance_per_pixel(rate: torch.Tensor, counts: torch.Tensor) -> float:
 class TrainingDiagnostics(Callback):
     """Logs the scalars and snapshots of the module doc (nothing without a logger)."""
 
-    def __init__(self, snapshots: int = 10, max_positions: int = 1024, sample_patterns: int = 4) -> None:
+    def __init__(self, snapshots: int = 5, max_positions: int = 256, sample_patterns: int = 4) -> None:
         self.snapshots, self.max_positions, self.sample_patterns = snapshots, max_positions, sample_patterns
         self._loader: Any = None
         self._reader: Any = None
