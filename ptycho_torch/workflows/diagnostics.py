@@ -14,9 +14,8 @@ Every step (rank 0's values, at the logger's cadence):
 
 At each validation (or, without a test file, at the end of the training epoch), at most
 ``snapshots`` times per run (5) and always at the last epoch, rank 0 takes a snapshot on the
-validation scan (else the training scan), limited to its first ``max_positions`` groups (256;
-predicting them costs about a third of a demo epoch on a CPU, so a snapshot every epoch would
-not be cheap):
+validation scan (else the training scan), limited to its first ``max_positions`` groups (256:
+a snapshot predicts every group it stitches; ``bench/diagnostics.py`` measures what it costs):
 
 * images (TensorBoard only): ``diffraction/measured_vs_predicted`` (log10 of counts, one colour
   scale for both), ``patches/amplitude`` and ``patches/phase`` (one shared scale, not per patch),
