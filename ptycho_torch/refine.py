@@ -50,7 +50,6 @@ Pure torch plus numpy; runs on any device; no Lightning.
 from __future__ import annotations
 
 import math
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -256,7 +255,7 @@ def refine_object(
         tolerance: stop when the misfit improved by less than this fraction over
             :data:`PATIENCE` iterations (0 never stops early).
         device: where to compute.
-        progress: show a progress bar (on stderr).
+        progress: show progress on stderr (a bar on a terminal, a few lines otherwise).
         on_iteration: called after each iteration with ``(iteration, object, misfit)``
             (e.g. to score against a ground truth); the object is a numpy copy.
     """
@@ -328,9 +327,9 @@ def refine_object(
     stopped_early = False
     bar = None
     if progress and iterations:
-        from tqdm import tqdm
+        from ptycho_torch.workflows.progress import ProgressReporter
 
-        bar = tqdm(total=iterations, desc="refine", unit="it", file=sys.stderr, leave=False)
+        bar = ProgressReporter(iterations, "refine", unit="pass")
     rng = np.random.default_rng(0)
     iteration = 0
     velocity = torch.zeros_like(obj)
@@ -369,8 +368,7 @@ def refine_object(
             best = {"held": held_curve[-1], "iteration": iteration - 1, "object": before_pass,
                     "probe": probe_before_pass}
         if bar is not None:
-            bar.set_postfix(misfit=f"{misfit:.4g}")
-            bar.update(1)
+            bar.update(misfit=misfit)
         if on_iteration is not None:
             on_iteration(iteration, _as_complex(obj).cpu().numpy(), misfit)
         if iteration - 1 - best["iteration"] >= PATIENCE:

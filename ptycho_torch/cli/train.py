@@ -34,6 +34,7 @@ def _main(argv: Sequence[str] | None) -> int:
         print(payload.explain())
         print(f"config hash: {payload.config_hash}")
         return 0
+    from ptycho_torch.workflows.logging import METRICS_DIRNAME
     from ptycho_torch.workflows.train import run_training
 
     result = run_training(payload, resume=args.resume)
@@ -41,7 +42,7 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"resumed from {result.resumed_from}")
     print(f"model bundle:  {result.bundle_path}")
     print(f"checkpoints:   {result.checkpoint_dir}")
-    print(f"logs:          {result.bundle_path.parent / 'logs'}")
+    print(f"logs:          {result.bundle_path.parent / METRICS_DIRNAME}")
     print(f"steps: {result.global_step}, config hash: {result.config_hash}")
     return 0
 

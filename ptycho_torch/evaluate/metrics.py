@@ -24,7 +24,7 @@ import numpy as np
 from ptycho_torch.errors import ConfigError
 from ptycho_torch.evaluate.registration import align_to_reference, tukey_window
 
-__all__ = ["ssim", "psnr", "frc", "FRCResult", "evaluate_reconstruction"]
+__all__ = ["ssim", "psnr", "frc", "FRCResult", "ComparedImages", "compared_images", "evaluate_reconstruction"]
 
 
 def _gaussian_filter_valid(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -147,29 +147,32 @@ def _bbox_of(mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
-def evaluate_reconstruction(
+@dataclass(frozen=True)
+class ComparedImages:
+    """A reconstruction and its reference on the evaluated crop, after alignment (real ``(h, w)`` each).
+
+    ``phase_rec`` is on the branch nearest ``phase_ref`` (no 2-pi wraps); ``alignment`` holds
+    the registration parameters; ``bbox`` is ``(y0, y1, x0, x1)`` in the full image.
+    """
+
+    amp_rec: np.ndarray
+    amp_ref: np.ndarray
+    phase_rec: np.ndarray
+    phase_ref: np.ndarray
+    alignment: dict
+    bbox: tuple[int, int, int, int]
+    n_uncovered: int
+
+
+def compared_images(
     recon: np.ndarray,
     reference: np.ndarray,
     scanned_mask: np.ndarray | None = None,
     bbox: tuple[int, int, int, int] | None = None,
     upsample: int = 100,
     weights: np.ndarray | None = None,
-) -> dict[str, object]:
-    """Compare a stitched reconstruction with the ground-truth object (both complex ``(H, W)``).
-
-    1. Crop both to the scanned area: ``bbox = (y0, y1, x0, x1)`` (half-open) if given, else
-       the bounding box of ``scanned_mask``, else of ``weights > 0`` (the ``counts`` map of
-       :func:`~ptycho_torch.evaluate.stitch.stitch_patches`), else of the finite pixels of ``recon``.  Non-finite
-       recon pixels left inside are filled with the mean of the finite ones (``n_uncovered``).
-    2. :func:`~ptycho_torch.evaluate.registration.align_to_reference`: sub-pixel registration,
-       phase offset and ramp removal, amplitude scaled to the reference mean.
-    3. SSIM, PSNR and FRC on amplitude and on phase, with the ranges in the module doc.
-
-    Returns JSON-friendly plain data: the metrics (``amp_ssim``, ``phase_ssim``,
-    ``amp_psnr_db``, ``phase_psnr_db``, ``amp_frc_cutoff_cpp``, ``phase_frc_cutoff_cpp``), the
-    declared ranges, the alignment parameters, ``bbox``, ``evaluated_shape``, ``n_uncovered``
-    and ``frc_curves`` (lists).
-    """
+) -> ComparedImages:
+    """Steps 1 and 2 of :func:`evaluate_reconstruction` (crop, fill, align): what the metrics compare."""
     recon = np.asarray(recon)
     reference = np.asarray(reference)
     if recon.shape != reference.shape or recon.ndim != 2:
@@ -195,9 +198,39 @@ def evaluate_reconstruction(
     recon_c[~finite] = recon_c[finite].mean()
 
     aligned, ref_a, info = align_to_reference(recon_c, reference_c, upsample=upsample)
-    amp_rec, amp_ref = np.abs(aligned), np.abs(ref_a)
     phase_ref = np.angle(ref_a)
-    phase_rec = phase_ref + np.angle(aligned * np.conj(ref_a))
+    return ComparedImages(
+        amp_rec=np.abs(aligned), amp_ref=np.abs(ref_a), phase_rec=phase_ref + np.angle(aligned * np.conj(ref_a)),
+        phase_ref=phase_ref, alignment=info, bbox=(y0, y1, x0, x1), n_uncovered=n_uncovered,
+    )
+
+
+def evaluate_reconstruction(
+    recon: np.ndarray,
+    reference: np.ndarray,
+    scanned_mask: np.ndarray | None = None,
+    bbox: tuple[int, int, int, int] | None = None,
+    upsample: int = 100,
+    weights: np.ndarray | None = None,
+) -> dict[str, object]:
+    """Compare a stitched reconstruction with the ground-truth object (both complex ``(H, W)``).
+
+    1. Crop both to the scanned area: ``bbox = (y0, y1, x0, x1)`` (half-open) if given, else
+       the bounding box of ``scanned_mask``, else of ``weights > 0`` (the ``counts`` map of
+       :func:`~ptycho_torch.evaluate.stitch.stitch_patches`), else of the finite pixels of ``recon``.  Non-finite
+       recon pixels left inside are filled with the mean of the finite ones (``n_uncovered``).
+    2. :func:`~ptycho_torch.evaluate.registration.align_to_reference`: sub-pixel registration,
+       phase offset and ramp removal, amplitude scaled to the reference mean.
+    3. SSIM, PSNR and FRC on amplitude and on phase, with the ranges in the module doc.
+
+    Returns JSON-friendly plain data: the metrics (``amp_ssim``, ``phase_ssim``,
+    ``amp_psnr_db``, ``phase_psnr_db``, ``amp_frc_cutoff_cpp``, ``phase_frc_cutoff_cpp``), the
+    declared ranges, the alignment parameters, ``bbox``, ``evaluated_shape``, ``n_uncovered``
+    and ``frc_curves`` (lists).
+    """
+    view = compared_images(recon, reference, scanned_mask=scanned_mask, bbox=bbox, upsample=upsample, weights=weights)
+    amp_rec, amp_ref, phase_rec, phase_ref = view.amp_rec, view.amp_ref, view.phase_rec, view.phase_ref
+    info, (y0, y1, x0, x1), n_uncovered = view.alignment, view.bbox, view.n_uncovered
     amp_range = float(amp_ref.max() - amp_ref.min()) or 1.0
     amp_peak = float(amp_ref.max()) or 1.0
     phase_range = float(phase_ref.max() - phase_ref.min()) or 2 * np.pi

@@ -4,8 +4,10 @@ Loads the bundle strictly, predicts the object patches of every scan position in
 the chosen device and stitches each batch as it comes out (probe-weighted by default, see
 :mod:`ptycho_torch.evaluate.stitch`; no stack of patches is kept), optionally refines the
 whole object against the measured data (:mod:`ptycho_torch.refine`, ``refine_iters``), and
-writes ``reconstruction.npz``, ``amplitude.png``, ``phase.png``, ``refinement.json`` (when
-refining) and, when the scan file holds a ground-truth ``objectGuess``, ``metrics.json``
+writes ``reconstruction.npz``, ``amplitude.png`` and ``phase.png`` (colour map and bar),
+``report.png`` (:mod:`ptycho_torch.evaluate.report`: truth | reconstruction | error, FRC and
+the training loss read from the bundle's run folder), ``refinement.json`` (when refining)
+and, when the scan file holds a ground-truth ``objectGuess``, ``metrics.json``
 (scored on the area the central N/2 crops cover, whatever the stitching mode; with
 refinement, the network's own object is scored too, under ``network``).  All writes are
 atomic.
@@ -25,7 +27,7 @@ from ptycho_torch.bundle import LoadedBundle, load_bundle, load_state_strict
 from ptycho_torch.config.bridge import model_hparams
 from ptycho_torch.config.canonical import TrainingConfig
 from ptycho_torch.factory import InferencePayload
-from ptycho_torch.workflows.outputs import save_npz_atomic, save_png_atomic, write_json_atomic
+from ptycho_torch.workflows.outputs import save_npz_atomic, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class InferenceResult:
     npz_path: Path
     amplitude_png: Path
     phase_png: Path
+    report_png: Path
     metrics_path: Path | None
     n_patterns: int
     patterns_per_s: float
@@ -81,14 +84,19 @@ def _device(accelerator: str) -> torch.device:
 
 
 def predict_into(
-    module: Any, loader: Any, device: torch.device, stitcher: Any, precision: str = "32-true"
+    module: Any, loader: Any, device: torch.device, stitcher: Any, precision: str = "32-true", show_progress: bool = True
 ) -> np.ndarray:
-    """Predict every batch and stitch it at once (no stack of patches is kept); the positions ``(n, 2)``."""
+    """Predict every batch and stitch it at once (no stack of patches is kept); the positions ``(n, 2)``.
+
+    Shows progress on stderr (:func:`~ptycho_torch.workflows.progress.track`) unless ``show_progress`` is False.
+    """
     module.to(device)
+    from ptycho_torch.workflows.progress import track
+
     positions = []
     autocast_dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
     with torch.inference_mode():
-        for batch in loader:
+        for batch in track(loader, len(loader), "predict + stitch") if show_progress else loader:
             diffraction = batch["diffraction"].to(device, non_blocking=True)
             offsets = batch["offsets"].to(device, non_blocking=True)
             if autocast_dtype is not None:
@@ -140,7 +148,9 @@ def run_inference(payload: InferencePayload) -> InferenceResult:
     """Reconstruct the payload's scan with its bundle and write the outputs."""
     from ptycho_torch.data.datamodule import PtychoDataModule
     from ptycho_torch.evaluate.metrics import evaluate_reconstruction
+    from ptycho_torch.evaluate.report import save_colormapped_png, write_report
     from ptycho_torch.evaluate.stitch import ObjectStitcher, canvas_shape, scanned_bbox
+    from ptycho_torch.workflows.logging import read_loss_curves
 
     plan = payload.plan
     bundle = load_bundle(plan.model_path)
@@ -187,8 +197,8 @@ def run_inference(payload: InferencePayload) -> InferenceResult:
         positions=positions,
         **({"network_object": network_object.astype(np.complex64)} if refinement is not None else {}),
     )
-    amplitude_png = save_png_atomic(out / "amplitude.png", np.abs(stitched))
-    phase_png = save_png_atomic(out / "phase.png", np.angle(stitched))
+    amplitude_png = save_colormapped_png(out / "amplitude.png", np.abs(stitched), kind="amplitude")
+    phase_png = save_colormapped_png(out / "phase.png", np.angle(stitched), kind="phase")
     if refinement is not None:
         metrics["refinement"] = {"iterations": refinement.iterations, "seconds": refinement.seconds,
                                  "misfit_before": refinement.misfit_before, "misfit_after": refinement.misfit_after,
@@ -200,11 +210,18 @@ def run_inference(payload: InferencePayload) -> InferenceResult:
             network = evaluate_reconstruction(network_object, reference, bbox=bbox)
             metrics["network"] = {key: network[key] for key in SUMMARY_METRICS}
         metrics_path = write_json_atomic(out / "metrics.json", metrics)
+    report_png = write_report(
+        out / "report.png", stitched, reference, bbox=bbox, metrics=metrics,
+        losses=read_loss_curves(Path(plan.model_path).parent),
+        title=f"{Path(plan.data['test_file']).name} reconstructed with {Path(plan.model_path).parent.name}/"
+              f"{Path(plan.model_path).name}" + (f", {refinement.iterations} refinement passes" if refinement else ""),
+    )
     return InferenceResult(
         output_dir=out,
         npz_path=npz_path,
         amplitude_png=amplitude_png,
         phase_png=phase_png,
+        report_png=report_png,
         metrics_path=metrics_path,
         n_patterns=int(len(positions)),
         patterns_per_s=float(len(positions) / max(elapsed, 1e-9)),
@@ -216,6 +233,7 @@ def summary_lines(result: InferenceResult) -> list[str]:
     """A short human summary of an inference: where the files are, speed, quality, refinement."""
     lines = [
         f"reconstruction: {result.npz_path}",
+        f"report figure:  {result.report_png}",
         f"images:         {result.amplitude_png}, {result.phase_png}",
         f"patterns:       {result.n_patterns} at {result.patterns_per_s:.0f}/s (prediction + stitching)",
     ]

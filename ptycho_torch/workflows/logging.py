@@ -1,4 +1,7 @@
-"""Loggers and the callback that puts images of the current reconstruction in the logs."""
+"""Loggers of a training run and reading their history back (CSV rows, loss curves).
+
+What is logged beside the loss: :mod:`ptycho_torch.workflows.diagnostics`.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ def next_attempt_dir(root: Path) -> str:
 def build_logger(backend: str, output_dir: Path) -> Logger | bool:
     """TensorBoard (default), CSV, or no logger, writing under ``<output_dir>/metrics``.
 
+    TensorBoard gets no placeholder ``hp_metric`` (``default_hp_metric=False``).
+
     History survives restarts (resume after a preemption or a crash): TensorBoard appends
     new event files to ``metrics/`` (TensorBoard shows them as one run); the CSV logger
     would delete an existing ``metrics.csv``, so each attempt writes its own
@@ -29,7 +34,7 @@ def build_logger(backend: str, output_dir: Path) -> Logger | bool:
     """
     root = Path(output_dir) / METRICS_DIRNAME
     if backend == "tensorboard":
-        return TensorBoardLogger(save_dir=str(output_dir), name=METRICS_DIRNAME, version="")
+        return TensorBoardLogger(save_dir=str(output_dir), name=METRICS_DIRNAME, version="", default_hp_metric=False)
     if backend == "csv":
         return CSVLogger(save_dir=str(output_dir), name=METRICS_DIRNAME, version=next_attempt_dir(root))
     return False
@@ -55,37 +60,32 @@ def read_metrics_history(output_dir: Path) -> list[dict[str, str]]:
     return sorted(rows, key=lambda r: int(r["step"]))
 
 
-def _to_unit_range(image: torch.Tensor) -> torch.Tensor:
-    low, high = image.min(), image.max()
-    return (image - low) / (high - low + 1e-12)
+LOSS_TAGS = ("train_loss_per_pixel_epoch", "val_loss_per_pixel", "train_loss_epoch", "val_loss")
+"""The loss series a report plots, in order of preference: per pixel (readable) before raw."""
 
 
-class ReconstructionImages(Callback):
-    """At the end of each training epoch, log amplitude and phase of a fixed sample (rank 0).
+def read_loss_curves(output_dir: Path) -> dict[str, tuple[list[int], list[float]]]:
+    """The training/validation loss curves of a run: ``{tag: (steps, values)}``; {} when no log is found.
 
-    Uses the first batch of the training data, so the images show the same patches
-    throughout training.  Only loggers with an image API (TensorBoard) receive them.
+    Reads the CSV history (:func:`read_metrics_history`) or, failing that, the TensorBoard
+    event files under ``<output_dir>/metrics``.  The per-pixel series are returned when
+    logged, the raw ones otherwise (older runs).
     """
+    root = Path(output_dir) / METRICS_DIRNAME
+    series: dict[str, dict[int, float]] = {}
+    rows = read_metrics_history(output_dir) if root.is_dir() else []
+    for row in rows:
+        for tag in LOSS_TAGS:
+            if tag in row:
+                series.setdefault(tag, {})[int(row["step"])] = float(row[tag])
+    if not series and any(root.glob("events.out.tfevents.*")):
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    def __init__(self, max_patches: int = 4) -> None:
-        self.max_patches = max_patches
-        self._batch: dict[str, torch.Tensor] | None = None
-
-    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
-        if self._batch is None and trainer.is_global_zero:
-            self._batch = {key: value[:1].detach().clone() for key, value in batch.items() if torch.is_tensor(value)}
-
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not trainer.is_global_zero or self._batch is None:
-            return
-        experiment = getattr(trainer.logger, "experiment", None)
-        if experiment is None or not hasattr(experiment, "add_image"):
-            return
-        with torch.no_grad():
-            patches = pl_module.predict_patches(
-                self._batch["diffraction"].to(pl_module.device), self._batch["offsets"].to(pl_module.device)
-            )[0, : self.max_patches].cpu()
-        amplitude = torch.cat([_to_unit_range(p.abs()) for p in patches], dim=-1)
-        phase = torch.cat([_to_unit_range(p.angle()) for p in patches], dim=-1)
-        experiment.add_image("reconstruction/amplitude", amplitude.unsqueeze(0), trainer.global_step)
-        experiment.add_image("reconstruction/phase", phase.unsqueeze(0), trainer.global_step)
+        events = EventAccumulator(str(root), size_guidance={"scalars": 0})
+        events.Reload()
+        for tag in set(LOSS_TAGS) & set(events.Tags().get("scalars", [])):
+            for event in events.Scalars(tag):  # a later attempt's value wins for a repeated step
+                series.setdefault(tag, {})[int(event.step)] = float(event.value)
+    per_pixel = [tag for tag in LOSS_TAGS if "per_pixel" in tag and tag in series]
+    chosen = per_pixel or [tag for tag in LOSS_TAGS if tag in series]
+    return {tag: (sorted(series[tag]), [series[tag][k] for k in sorted(series[tag])]) for tag in chosen}

@@ -27,7 +27,9 @@ from ptycho_torch.workflows.checkpoints import (
     find_resume_checkpoint,
 )
 from ptycho_torch.workflows.guard import CollapseGuard
-from ptycho_torch.workflows.logging import ReconstructionImages, build_logger
+from ptycho_torch.workflows.diagnostics import TrainingDiagnostics
+from ptycho_torch.workflows.logging import build_logger
+from ptycho_torch.workflows.progress import EpochProgressLines, show_progress_bar
 from ptycho_torch.workflows.resume import DataOrderState
 
 log = logging.getLogger(__name__)
@@ -111,21 +113,29 @@ def build_trainer(
     plugins: Sequence[Any] = (),
     trainer_overrides: dict[str, Any] | None = None,
 ) -> L.Trainer:
-    """A Lightning Trainer with every execution knob of the plan wired in."""
+    """A Lightning Trainer with every execution knob of the plan wired in.
+
+    Lightning's progress bar is shown only when it is enabled and stdout is a terminal;
+    otherwise :class:`~ptycho_torch.workflows.progress.EpochProgressLines` prints one line
+    per epoch (a bar in a log file would be one long line of carriage returns).
+    """
     plan = payload.plan
     output_dir = Path(plan.output_dir)
+    trainer_args = {**plan.trainer, **(trainer_overrides or {})}
+    trainer_args["enable_progress_bar"] = show_progress_bar(trainer_args.get("enable_progress_bar", True))
     callbacks = [
         *checkpoint_callbacks(plan.checkpoint, output_dir / CHECKPOINT_DIRNAME),
         DataOrderState(datamodule),
-        ReconstructionImages(),
+        TrainingDiagnostics(),  # readable loss, lr, gradient norm, intensity scale, snapshots
         CollapseGuard(),  # a constant output branch fails loudly (TrainingCollapseError)
+        *([] if trainer_args["enable_progress_bar"] else [EpochProgressLines()]),
         *extra_callbacks,
     ]
     all_plugins = list(plugins)
     if not any(isinstance(p, AtomicCheckpointIO) for p in all_plugins):
         all_plugins.append(AtomicCheckpointIO())
     return L.Trainer(
-        **{**plan.trainer, **(trainer_overrides or {})},
+        **trainer_args,
         callbacks=callbacks,
         logger=build_logger(plan.logger["backend"], output_dir),
         plugins=all_plugins,
