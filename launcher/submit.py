@@ -129,13 +129,18 @@ _TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "GROUP_RANK", "WORLD_SIZE", "LOCAL_
 def local_rank_environments(prepared: PreparedRun, base: dict[str, str], port: int) -> list[dict[str, str]]:
     """The environment of each local rank: torchrun-style RANK/LOCAL_RANK/WORLD_SIZE (Lightning's
     TorchElasticEnvironment then starts no processes of its own), MASTER_ADDR/PORT on this host,
-    the thread count of :func:`launcher.spec.task_environment`, and on GPUs one device per rank."""
+    the thread count of :func:`local_threads_per_rank` (the run file's ``env`` wins), and on GPUs
+    one device per rank."""
     from launcher.spec import task_environment
 
     res = prepared.resources
+    threads = str(local_threads_per_rank(base, res.devices, res.num_workers))
     envs = []
     for rank in range(res.devices):
         env = {**base, **task_environment(prepared.cluster, res)}
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            if name not in prepared.cluster.env:  # the run file's env wins
+                env[name] = threads
         if prepared.code_path:  # the submitted sources first (launcher.snapshot)
             env["PYTHONPATH"] = os.pathsep.join(p for p in (prepared.code_path, base.get("PYTHONPATH")) if p)
         if res.devices > 1:
@@ -143,6 +148,17 @@ def local_rank_environments(prepared: PreparedRun, base: dict[str, str], port: i
                         "LOCAL_WORLD_SIZE": str(res.devices), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
         envs.append(env)
     return envs
+
+
+def local_threads_per_rank(base: dict[str, str], ranks: int, workers: int) -> int:
+    """Intra-op threads of each local rank: this machine's thread budget shared by the ranks.
+
+    The budget is the caller's ``OMP_NUM_THREADS`` when set (``scripts/demo.sh`` gives every
+    core to its single rank), else the machine's cores; dataloader workers take their share.
+    """
+    given = base.get("OMP_NUM_THREADS", "")
+    budget = int(given) if given.isdigit() and int(given) > 0 else (os.cpu_count() or 1)
+    return max(1, budget // max(1, ranks) - workers)
 
 
 def _free_port() -> int:

@@ -93,3 +93,13 @@ def test_code_snapshot_refuses_changed_code(tmp_path: Path):
         verify_snapshot(record, copies)
     assert "code changed since the job was submitted" in info.value.one_line()
     verify_snapshot({"mode": "off"}, copies)
+
+
+def test_local_ranks_share_this_machines_thread_budget(monkeypatch):
+    from launcher.submit import local_threads_per_rank
+
+    assert local_threads_per_rank({"OMP_NUM_THREADS": "2"}, 1, 0) == 2  # the demo gives its one rank every core
+    assert local_threads_per_rank({"OMP_NUM_THREADS": "2"}, 2, 0) == 1  # two DDP ranks: one thread each
+    assert local_threads_per_rank({"OMP_NUM_THREADS": "8"}, 2, 1) == 3  # a dataloader worker takes its share
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    assert local_threads_per_rank({}, 1, 0) == 4 and local_threads_per_rank({"OMP_NUM_THREADS": "x"}, 4, 0) == 1
