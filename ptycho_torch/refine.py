@@ -110,7 +110,7 @@ def poisson_deviance(rate: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
 
 def _holdout_mask(batch: int, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
     """The held-out pixels of mini-batch ``batch`` (bool, ``shape``), the same on every pass."""
-    generator = torch.Generator().manual_seed(1_000_003 + batch)
+    generator = torch.Generator().manual_seed(1_000_003 + int(batch))
     return (torch.rand(shape, generator=generator) < HOLDOUT_FRACTION).to(device)
 
 
@@ -288,8 +288,15 @@ def refine_object(
         weight = probe_now.abs().square().expand(geom.rows.shape[0], 1, N, N)
         return geom.adjoint(weight.contiguous(), shape)[0]
 
-    held_out = [_holdout_mask(b, (len(index), N, N), device) for b, index in enumerate(batches)]
-    n_held = max(1, sum(int(mask.sum()) for mask in held_out))
+    # the held-out masks are kept with the cached data; for scans too large to cache they are
+    # drawn again for each mini-batch (the same seed gives the same mask)
+    def held_out(b: int) -> torch.Tensor:
+        return masks[b] if masks is not None else _holdout_mask(b, (len(batches[b]), N, N), device)
+
+    masks = None
+    if data.cache is not None:
+        masks = [_holdout_mask(b, (len(index), N, N), device) for b, index in enumerate(batches)]
+    n_held = max(1, sum(int(held_out(b).sum()) for b in range(len(batches))))
 
     def full_pass(obj_ri: torch.Tensor, probe_now: torch.Tensor) -> tuple[float, float, float]:
         """(summed expected counts, summed deviance, mean held-out deviance) over every position, no update."""
@@ -300,7 +307,7 @@ def refine_object(
                 rate_sum += float(rate.sum())
                 per_pixel = _deviance_map(rate, data[b])
                 deviance += float(per_pixel.sum())
-                held += float(per_pixel[held_out[b]].sum())
+                held += float(per_pixel[held_out(b)].sum())
         return rate_sum, deviance, held / n_held
 
     # closed-form global scale: sum(k) = sum(lambda) at the likelihood's optimum
@@ -342,13 +349,13 @@ def refine_object(
                 patches = _as_complex(geom.extract(obj).transpose(0, 1))
                 spectrum = torch.fft.fft2(patches * probe_t, norm="ortho")
                 rate = spectrum.abs().square()
-                per_pixel = _deviance_map(rate, counts)
+                per_pixel, mask = _deviance_map(rate, counts), held_out(b)
                 deviance += float(per_pixel.sum())
-                held += float(per_pixel[held_out[b]].sum())
+                held += float(per_pixel[mask].sum())
                 # Newton's step per detector pixel for the Poisson likelihood in the amplitude:
                 # |F psi| -> 2 k |F psi| / (lambda + k); bounded, fixed point lambda = k.
                 # Held-out pixels keep their prediction (no step).
-                ratio = ((counts - rate) / (rate + counts + _LOG_FLOOR)).masked_fill(held_out[b], 0.0)
+                ratio = ((counts - rate) / (rate + counts + _LOG_FLOOR)).masked_fill(mask, 0.0)
                 change = torch.fft.ifft2(spectrum * ratio, norm="ortho")
                 lit = batch_lit[b] if batch_lit is not None else illumination(geom, probe_t)
                 update = _complex_adjoint(geom, change * probe_t.conj(), shape)

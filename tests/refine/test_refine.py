@@ -92,3 +92,14 @@ def test_low_dose_refinement_stops_before_it_fits_the_noise(tmp_path):
     assert result.stop_reason == "over-fitting" and result.iterations < 40
     assert len(result.holdout_curve) == result.iterations and result.best_iteration == 0 and result.kept_start
     assert _score(reader, result.object)["amp_ssim"] > 0.99
+
+
+def test_large_scans_draw_the_same_held_out_pixels_without_caching_them(tiny_scan, monkeypatch):
+    import ptycho_torch.refine as refine
+
+    flat = np.ones(tiny_scan.object_guess.shape, np.complex64)
+    cached = refine_object(flat, tiny_scan.probe, tiny_scan.positions, _counts(tiny_scan), 2, tolerance=0, progress=False)
+    monkeypatch.setattr(refine, "DATA_CACHE_BYTES", 0)  # as for a scan too large to keep on the device
+    streamed = refine_object(flat, tiny_scan.probe, tiny_scan.positions, _counts(tiny_scan), 2, tolerance=0, progress=False)
+    assert streamed.holdout_curve == pytest.approx(cached.holdout_curve, rel=1e-5)
+    np.testing.assert_allclose(streamed.object, cached.object, rtol=1e-4, atol=1e-5)
