@@ -174,7 +174,8 @@ def setup_lines(cluster: ClusterConfig, res: Resources, run_dir: str | None = No
     if code_path is not None:  # the submitted sources (launcher.snapshot) before whatever is installed
         lines.append(f"export PYTHONPATH={shlex.quote(str(code_path))}${{PYTHONPATH:+:$PYTHONPATH}}")
     lines += [f"export {key}={shlex.quote(value)}" for key, value in task_environment(cluster, res).items()]
-    lines += ["export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK", MASTER_PORT_LINE]
+    # a MASTER_ADDR exported in the submitting shell would override the allocation's first node
+    lines += ["unset MASTER_ADDR", "export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK", MASTER_PORT_LINE]
     if run_dir is not None:
         lines += job_care_lines(python_command(cluster), shlex.quote(str(run_dir)))
     elif array_run_prefix is not None:

@@ -122,7 +122,10 @@ def test_slurm_environment_takes_master_addr_from_the_first_node(monkeypatch):
     for key, value in {"SLURM_NODELIST": "gpu[07-08,11]", "SLURM_JOB_NAME": "ptycho-train", "SLURM_NTASKS": "16", "SLURM_NTASKS_PER_NODE": "8",
                        "SLURM_PROCID": "9", "SLURM_LOCALID": "1", "SLURM_NODEID": "1", "MASTER_PORT": "12345"}.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    # Lightning's main_address writes MASTER_ADDR into os.environ: set-then-delete records it, so
+    # the test's end removes it (a leaked value would reach every later sbatch job of the session)
+    monkeypatch.setenv("MASTER_ADDR", "set-by-this-test")
+    monkeypatch.delenv("MASTER_ADDR")
     env = SLURMEnvironment(auto_requeue=False)
     assert env.main_address == "gpu07" and env.main_port == 12345
     assert env.global_rank() == 9 and env.local_rank() == 1 and env.world_size() == 16
