@@ -21,8 +21,10 @@ def _listed_status(workdir, run_id):
 
 
 def test_time_limit_and_cancel_reach_the_record(workdir):
-    # rank 0 stops advancing (no watchdog within the limit): SLURM ends the job at its 1-minute limit
-    out = launch(workdir, "--run-id", "tl", "--time", "1", "--signal-lead-s", "30", "--set", "nepochs=50",
+    # rank 0 stops advancing (no watchdog within the limit): SLURM ends the job at its 2-minute limit.
+    # The warning signal comes 30 s before; with a 1-minute limit it could arrive while the job was
+    # still importing (two jobs starting at once on 2 cores), before any handler was installed.
+    out = launch(workdir, "--run-id", "tl", "--time", "2", "--signal-lead-s", "30", "--set", "nepochs=50",
                  "--env", "PTYCHO_LAUNCH_FAULT=hang@rank=0,step=2", "--hang-timeout-s", "600")
     assert out.returncode == 0, out.stderr
     out = launch(workdir, "--run-id", "cx", "--set", "nepochs=500")
@@ -40,7 +42,7 @@ def test_time_limit_and_cancel_reach_the_record(workdir):
     assert _listed_status(workdir, "cx") == ["CANCELLED", "CANCELLED"]
 
     tl = _job(workdir, "tl")
-    wait_until(lambda: scheduler_state(tl) == "TIMEOUT", 150, poll=1, what="TIMEOUT")
+    wait_until(lambda: scheduler_state(tl) == "TIMEOUT", 240, poll=1, what="TIMEOUT")
     ended = time.monotonic()
     assert _listed_status(workdir, "tl") == ["TIMEOUT", "TIMEOUT"]
     status = launch(workdir, "status", "tl").stdout
