@@ -34,4 +34,4 @@ print(f"  with refinement:   amplitude SSIM {refined['amp_ssim']:.3f}, phase SSI
 stages = ("set-up", "simulate", "train", "reconstruct + refine")
 print("  time per stage:    " + ", ".join(f"{name} {b - a:.0f} s" for name, a, b in zip(stages, t, t[1:])))
 PY
-echo "demo finished: see $OUT/recon/amplitude.png, $OUT/recon/phase.png and $OUT/recon/metrics.json"
+echo "demo finished: see $OUT/recon/report.png (truth, reconstruction, error, FRC, loss curve) and $OUT/recon/metrics.json"
