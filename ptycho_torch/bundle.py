@@ -39,7 +39,8 @@ class LoadedBundle:
 
     @property
     def training_config(self) -> dict[str, Any]:
-        return self.metadata["training"]
+        """The TrainingConfig fields it was trained with (:func:`bundle_training_fields`)."""
+        return bundle_training_fields(self.metadata)
 
     @property
     def physics(self) -> dict[str, Any]:
@@ -84,6 +85,18 @@ def save_bundle(
             archive.writestr(HEADER, json.dumps(metadata, indent=2, sort_keys=True))
             archive.writestr(WEIGHTS, weights.getvalue())
     return path
+
+
+def bundle_training_fields(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The bundle's TrainingConfig fields, completed where the bundle predates a field.
+
+    ``model.estimate_iters`` (issue 8): absent means the generator saw the amplitudes alone, 0.
+    """
+    training = dict(metadata["training"])
+    model = dict(training.get("model") or {})
+    model.setdefault("estimate_iters", 0)
+    training["model"] = model
+    return training
 
 
 def read_bundle_metadata(path: str | Path) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 from ptycho_torch.config.bridge import InferencePlan, TrainingPlan, bridge_inference, bridge_training
 from ptycho_torch.config.canonical import SUPPORTED_N, InferenceConfig, TrainingConfig
-from ptycho_torch.config.execution import ExecutionConfig, precision_reason, resolve_accelerator
+from ptycho_torch.config.execution import ExecutionConfig, check_precision, precision_reason, resolve_accelerator
 from ptycho_torch.config.io import config_hash, config_to_dict, load_run_file, read_mapping
 from ptycho_torch.config.layers import LayeredConfig, Resolved, field_paths, flatten
 from ptycho_torch.errors import ConfigError
@@ -117,7 +117,8 @@ def _validated(cls, data: dict[str, Any], layers: LayeredConfig, prefix: str = "
         if source is None and err.where:
             source = layers.source_of(err.where)
         if source and source != "default":
-            err = ConfigError(err.message, where=f"{err.where} (from {source})", found=err.found, hint=err.hint)
+            err = ConfigError(err.message, where=f"{err.where} (from {source})", expected=err.expected,
+                              found=err.found, hint=err.hint)
         raise err from None
 
 
@@ -167,6 +168,7 @@ def create_training_payload(
     training = _validated(TrainingConfig, layers.section(exclude=("execution",)), layers)
     execution_cfg = _validated(ExecutionConfig, layers.section(EXECUTION_PREFIX), layers, prefix=EXECUTION_PREFIX)
     accelerator = resolve_accelerator(execution_cfg.accelerator) if resolve_device else execution_cfg.accelerator
+    check_precision(execution_cfg.precision, accelerator)
     plan = bridge_training(training, execution_cfg, accelerator)
     _note_resolved_precision(layers, execution_cfg.precision, plan.trainer["precision"], accelerator)
     return TrainingPayload(
@@ -194,7 +196,7 @@ def create_inference_payload(
     A model field given by the user that differs from the bundle's is an error: a bundle
     is only ever run as it was trained.
     """
-    from ptycho_torch.bundle import read_bundle_metadata  # reads the JSON header only
+    from ptycho_torch.bundle import bundle_training_fields, read_bundle_metadata  # reads the JSON header only
 
     known = field_paths(InferenceConfig) + [EXECUTION_PREFIX + p for p in field_paths(ExecutionConfig)]
     layers = LayeredConfig(known, aliases=TRAINING_ALIASES)
@@ -218,7 +220,9 @@ def create_inference_payload(
         raise ConfigError("no model bundle given", where="model_path", hint="pass --model PATH/TO/model.ptpinn")
     if layers.get("test_data_file") is None:
         raise ConfigError("no data file given", where="test_data_file", hint="pass --data PATH/TO/scan.npz")
-    bundle_model = read_bundle_metadata(model_path)["training"]["model"]
+    trained_fields = bundle_training_fields(read_bundle_metadata(model_path))
+    trained = TrainingConfig.from_mapping(trained_fields, where=f"{model_path}:training")
+    bundle_model = trained.model.model_dump(mode="python")
     for name, value in bundle_model.items():
         path = f"model.{name}"
         given = layers.values.get(path)
@@ -234,7 +238,8 @@ def create_inference_payload(
     inference = _validated(InferenceConfig, layers.section(exclude=("execution",)), layers)
     execution_cfg = _validated(ExecutionConfig, layers.section(EXECUTION_PREFIX), layers, prefix=EXECUTION_PREFIX)
     accelerator = resolve_accelerator(execution_cfg.accelerator) if resolve_device else execution_cfg.accelerator
-    plan = bridge_inference(inference, execution_cfg, accelerator)
+    check_precision(execution_cfg.precision, accelerator)
+    plan = bridge_inference(inference, execution_cfg, accelerator, trained)
     _note_resolved_precision(layers, execution_cfg.precision, plan.precision, accelerator)
     return InferencePayload(
         inference=inference,

@@ -62,6 +62,7 @@ def check_known_keys(cls: type[BaseModel], data: dict, *, prefix: str = "") -> N
             raise ConfigError(
                 f"unknown key '{key}' in {cls.__name__}",
                 where=path,
+                expected=f"a {cls.__name__} field",
                 hint=suggest(str(key), valid),
             )
         annotation = cls.model_fields[key].annotation
@@ -77,8 +78,11 @@ def config_error_from_validation(exc: ValidationError, cls: type[BaseModel], *, 
     found = err.get("input")
     found_text = None if isinstance(found, dict) else repr(found)
     message = err.get("msg", "invalid value")
+    expected = None
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
+    elif message.startswith("Input should be "):  # pydantic's wording of a type, range or choice
+        message, expected = "invalid value", message[len("Input should be ") :]
     field_hint = None
     owner = _owning_model(cls, loc)
     if owner is not None:
@@ -89,7 +93,7 @@ def config_error_from_validation(exc: ValidationError, cls: type[BaseModel], *, 
     extra_errors = len(exc.errors()) - 1
     if extra_errors > 0:
         message += f" (and {extra_errors} more problem{'s' if extra_errors > 1 else ''})"
-    return ConfigError(message, where=path, found=found_text, hint=field_hint)
+    return ConfigError(message, where=path, expected=expected, found=found_text, hint=field_hint)
 
 
 def _owning_model(cls: type[BaseModel], loc: str) -> type[BaseModel] | None:

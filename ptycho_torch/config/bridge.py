@@ -5,8 +5,8 @@ below, or listed in :data:`UNUSED_FIELDS` with the reason; ``tests/config/test_c
 walks every field and proves it.
 
 Consumers:
-- ``plan.model``      -> ``ptycho_torch.model.module.PtychoPINNModule(model=...)``
-- ``plan.loss``, ``plan.optim``, ``plan.physics`` -> the same module
+- ``plan.module``     -> ``ptycho_torch.model.module.PtychoPINNModule.from_plan`` (training, and
+  inference from the bundle's training config: the same :func:`module_plan`)
 - ``plan.data``       -> ``ptycho_torch.data.datamodule.PtychoDataModule(**plan.data)``
 - ``plan.trainer``    -> ``lightning.Trainer(**plan.trainer, callbacks=..., logger=...)``
 - ``plan.checkpoint`` -> the checkpoint callbacks of the training workflow
@@ -21,11 +21,20 @@ from typing import Any, Mapping
 
 from ptycho_torch.config.canonical import InferenceConfig, ModelConfig, TrainingConfig
 from ptycho_torch.config.execution import ExecutionConfig, resolve_precision
+from ptycho_torch.errors import ConfigError
+
+LOSS_FIELDS = ("nll_weight", "mae_weight", "torch_loss_mode")
+"""The TrainingConfig fields of the loss (``ModulePlan.loss``)."""
+
+OPTIM_FIELDS = ("optimizer", "learning_rate", "weight_decay", "momentum", "adam_beta1", "adam_beta2", "scheduler",
+                "lr_warmup_epochs", "lr_min_ratio", "nepochs")
+"""The TrainingConfig fields of the optimiser and its schedule (``ModulePlan.optim``)."""
 
 #: Fields deliberately not consumed, with the reason.  Keys are "<Config>.<field>".
 UNUSED_FIELDS: Mapping[str, str] = MappingProxyType(
     {
-        "InferenceConfig.model": "the model is taken from the bundle; a differing one is refused by the factory",
+        "InferenceConfig.model": "the model is the bundle's (plan.module from its training config); the factory "
+        "refuses a differing one and InferenceConfig checks neighbor_count against it",
     }
 )
 
@@ -35,13 +44,22 @@ def _frozen(mapping: dict[str, Any]) -> Mapping[str, Any]:
 
 
 @dataclass(frozen=True)
+class ModulePlan:
+    """What the LightningModule is built from: the validated model config and its training fields."""
+
+    model: ModelConfig
+    loss: Mapping[str, Any]
+    optim: Mapping[str, Any]
+    nphotons: float
+    intensity_scale_trainable: bool
+    probe_trainable: bool
+
+
+@dataclass(frozen=True)
 class TrainingPlan:
     """Everything the training workflow builds its components from."""
 
-    model: Mapping[str, Any]
-    loss: Mapping[str, Any]
-    optim: Mapping[str, Any]
-    physics: Mapping[str, Any]
+    module: ModulePlan
     data: Mapping[str, Any]
     trainer: Mapping[str, Any]
     checkpoint: Mapping[str, Any]
@@ -52,8 +70,9 @@ class TrainingPlan:
 
 @dataclass(frozen=True)
 class InferencePlan:
-    """Everything the inference workflow needs besides the bundle itself."""
+    """Everything the inference workflow needs besides the bundle's weights."""
 
+    module: ModulePlan
     data: Mapping[str, Any]
     accelerator: str
     precision: str
@@ -63,12 +82,49 @@ class InferencePlan:
     refine: Mapping[str, Any] = field(default_factory=dict)
 
 
-def model_hparams(model: ModelConfig) -> dict[str, Any]:
-    """Model hyper-parameters: every ModelConfig field, with the mask diameter resolved (None -> N/2)."""
-    hparams = model.model_dump(mode="python")
-    if hparams["probe_mask_diameter"] is None:
-        hparams["probe_mask_diameter"] = model.N / 2
-    return hparams
+def module_plan(training: TrainingConfig) -> ModulePlan:
+    """The module's part of a validated training config (training, and inference from a bundle)."""
+    return ModulePlan(
+        model=training.model,
+        loss=_frozen({name: getattr(training, name) for name in LOSS_FIELDS}),
+        optim=_frozen({name: getattr(training, name) for name in OPTIM_FIELDS}),
+        nphotons=training.nphotons,
+        intensity_scale_trainable=training.intensity_scale_trainable,
+        probe_trainable=training.probe_trainable,
+    )
+
+
+def module_plan_from_values(
+    model: ModelConfig | Mapping[str, Any] | None = None,
+    loss: Mapping[str, Any] | None = None,
+    optim: Mapping[str, Any] | None = None,
+    **training_fields: Any,
+) -> ModulePlan:
+    """A :class:`ModulePlan` from partial values, validated (and defaulted) by the canonical schema.
+
+    For building a module by hand (tests, notebooks, benchmarks): ``model`` holds ModelConfig
+    fields, ``loss`` the :data:`LOSS_FIELDS`, ``optim`` the :data:`OPTIM_FIELDS`, and the
+    keywords any other TrainingConfig field (``nphotons``, ``probe_trainable``, ...).
+    """
+    values: dict[str, Any] = dict(training_fields)
+    for section, given, fields in (("loss", loss, LOSS_FIELDS), ("optim", optim, OPTIM_FIELDS)):
+        unknown = sorted(set(given or {}) - set(fields))
+        if unknown:
+            raise ConfigError(f"unknown key '{unknown[0]}' in {section}", where=f"{section}.{unknown[0]}",
+                              found=repr(unknown[0]), hint=f"valid names: {', '.join(fields)}")
+        values.update(given or {})
+    model_values = model.model_dump(mode="python") if isinstance(model, ModelConfig) else dict(model or {})
+    model_config = ModelConfig.from_mapping(model_values, where="model")
+    # the model is validated on its own: TrainingConfig's data-side cross-checks (neighbor_count) do not apply here
+    try:
+        training = TrainingConfig.from_mapping(values)
+    except ConfigError as error:  # name the section the bad value was given in
+        section = "loss" if error.where in LOSS_FIELDS else "optim" if error.where in OPTIM_FIELDS else ""
+        if not section:
+            raise
+        raise ConfigError(error.message, where=f"{section}.{error.where}", expected=error.expected,
+                          found=error.found, hint=error.hint) from None
+    return module_plan(training.model_copy(update={"model": model_config}))
 
 
 def resolve_strategy(execution: ExecutionConfig) -> str:
@@ -122,35 +178,7 @@ def bridge_training(training: TrainingConfig, execution: ExecutionConfig, accele
         **dataloader_options(execution),
     }
     return TrainingPlan(
-        model=_frozen(model_hparams(training.model)),
-        loss=_frozen(
-            {
-                "nll_weight": training.nll_weight,
-                "mae_weight": training.mae_weight,
-                "torch_loss_mode": training.torch_loss_mode,
-            }
-        ),
-        optim=_frozen(
-            {
-                "optimizer": training.optimizer,
-                "learning_rate": training.learning_rate,
-                "weight_decay": training.weight_decay,
-                "momentum": training.momentum,
-                "adam_beta1": training.adam_beta1,
-                "adam_beta2": training.adam_beta2,
-                "scheduler": training.scheduler,
-                "lr_warmup_epochs": training.lr_warmup_epochs,
-                "lr_min_ratio": training.lr_min_ratio,
-                "nepochs": training.nepochs,
-            }
-        ),
-        physics=_frozen(
-            {
-                "nphotons": training.nphotons,
-                "intensity_scale_trainable": training.intensity_scale_trainable,
-                "probe_trainable": training.probe_trainable,
-            }
-        ),
+        module=module_plan(training),
         data=_frozen(data),
         trainer=_frozen(trainer_kwargs(training, execution, accelerator)),
         checkpoint=_frozen(
@@ -166,16 +194,20 @@ def bridge_training(training: TrainingConfig, execution: ExecutionConfig, accele
     )
 
 
-def bridge_inference(inference: InferenceConfig, execution: ExecutionConfig, accelerator: str) -> InferencePlan:
-    """Translate an inference config pair into an :class:`InferencePlan`."""
+def bridge_inference(
+    inference: InferenceConfig, execution: ExecutionConfig, accelerator: str, trained: TrainingConfig
+) -> InferencePlan:
+    """Translate an inference config pair, with the bundle's training config ``trained``, into an :class:`InferencePlan`."""
     data = {
         "test_file": str(inference.test_data_file),
+        "gridsize": trained.model.gridsize,
         "n_groups": inference.n_groups,
         "neighbor_count": inference.neighbor_count,
         "batch_size": execution.inference_batch_size,
         **dataloader_options(execution),
     }
     return InferencePlan(
+        module=module_plan(trained),
         data=_frozen(data),
         accelerator=accelerator,
         precision=resolve_precision(execution.precision, accelerator),

@@ -13,18 +13,29 @@ import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ptycho_torch.config.base import FrozenConfig
 
-SUPPORTED_N = (64, 128, 256)
+SUPPORTED_N = (32, 64, 128, 256)
+
+
+def patterns_per_group(gridsize: int) -> int:
+    """C = gridsize**2: the diffraction patterns (and object patches) in one sample.
+
+    The one place this is computed: the configs, the grouping, the generators and the module
+    all ask here.
+    """
+    return int(gridsize) * int(gridsize)
 
 
 class ModelConfig(FrozenConfig):
     """The network and the forward model it is trained through."""
 
-    N: Literal[64, 128, 256] = Field(
-        64, description="Patch and diffraction-pattern size in pixels (inferred from the probe's shape when a data file is given)."
+    N: Literal[32, 64, 128, 256] = Field(
+        64,
+        description="Patch and diffraction-pattern size in pixels (inferred from the probe's shape when a data file "
+        "is given); 32 suits small detector crops and quick tests.",
     )
     gridsize: int = Field(
         1, ge=1, le=4, description="g: each training sample is g*g neighbouring scan positions (1 = single patches)."
@@ -73,6 +84,23 @@ class ModelConfig(FrozenConfig):
         0.0, ge=0.0, le=32.0, description="Sigma (pixels) of a Gaussian smoothing of the predicted object; 0 disables it."
     )
 
+    @field_validator("model_type")
+    @classmethod
+    def _pinn_only(cls, value: str) -> str:
+        if value != "pinn":
+            raise ValueError("model_type 'supervised' is not available in this backend: expected 'pinn'; use 'pinn'")
+        return value
+
+    @property
+    def channels(self) -> int:
+        """C = gridsize**2 patterns per sample (:func:`patterns_per_group`)."""
+        return patterns_per_group(self.gridsize)
+
+    @property
+    def mask_diameter(self) -> float:
+        """The probe mask's diameter in pixels: ``probe_mask_diameter``, or N/2 when that is None."""
+        return self.N / 2 if self.probe_mask_diameter is None else float(self.probe_mask_diameter)
+
     @model_validator(mode="after")
     def _cross_checks(self) -> "ModelConfig":
         if self.probe_mask_diameter is not None and self.probe_mask_diameter > self.N:
@@ -95,6 +123,14 @@ def _apply_n_images_alias(data: Any, owner: str) -> Any:
     warnings.warn(f"{owner}: 'n_images' is deprecated, use 'n_groups'", DeprecationWarning, stacklevel=4)
     data["n_groups"] = legacy
     return data
+
+
+def _check_neighbours(model: ModelConfig, neighbor_count: int) -> None:
+    """A group of C = gridsize**2 patterns is drawn from the K nearest positions: K >= C."""
+    if model.gridsize > 1 and neighbor_count < model.channels:
+        raise ValueError(
+            f"neighbor_count ({neighbor_count}) must be >= gridsize**2 ({model.channels}) to form groups"
+        )
 
 
 class TrainingConfig(FrozenConfig):
@@ -146,13 +182,7 @@ class TrainingConfig(FrozenConfig):
     def _cross_checks(self) -> "TrainingConfig":
         if self.torch_loss_mode == "poisson" and self.nll_weight + self.mae_weight <= 0.0:
             raise ValueError("nll_weight + mae_weight must be > 0 with torch_loss_mode 'poisson'")
-        group_size = self.model.gridsize**2
-        if self.model.gridsize > 1 and self.neighbor_count < group_size:
-            raise ValueError(
-                f"neighbor_count ({self.neighbor_count}) must be >= gridsize**2 ({group_size}) to form groups"
-            )
-        if self.model.model_type != "pinn":
-            raise ValueError("model_type 'supervised' is not available in this backend; use 'pinn'")
+        _check_neighbours(self.model, self.neighbor_count)
         return self
 
 
@@ -191,3 +221,9 @@ class InferenceConfig(FrozenConfig):
     @classmethod
     def _aliases(cls, data: Any) -> Any:
         return _apply_n_images_alias(data, "InferenceConfig")
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "InferenceConfig":
+        # the factory sets ``model`` to the bundle's, so this checks K against the bundle's gridsize
+        _check_neighbours(self.model, self.neighbor_count)
+        return self

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from ptycho_torch.config.base import FrozenConfig
+from ptycho_torch.errors import ConfigError
 
 Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]
 
@@ -122,6 +123,23 @@ def resolve_precision(requested: str, accelerator: str, *, fast_bf16: bool | Non
     if fast_bf16 is None:
         fast_bf16 = fast_bf16_available()
     return "bf16-mixed" if fast_bf16 else "32-true"
+
+
+def check_precision(precision: str, accelerator: str) -> None:
+    """Refuse a precision the accelerator cannot run: float16 autocast needs a GPU.
+
+    Called by the factories once the accelerator is known (resolved here, or the target the
+    launcher chose), so ``--explain``, ``--dry-run`` and preflight report it before any work.
+    An unresolved 'auto' is not judged.
+    """
+    if precision == "16-mixed" and accelerator == "cpu":
+        raise ConfigError(
+            "16-bit mixed precision needs a GPU",
+            where="execution.precision",
+            expected="'bf16-mixed', '32-true' or 'auto' on the CPU",
+            found="'16-mixed' with accelerator 'cpu'",
+            hint="use 'bf16-mixed' (autocast in bfloat16) or '32-true' on the CPU",
+        )
 
 
 def precision_reason(requested: str, resolved: str, accelerator: str) -> str:

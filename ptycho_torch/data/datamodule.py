@@ -37,21 +37,15 @@ from ptycho_torch.errors import ConfigError
 ScanSource = str | os.PathLike[str] | ScanReader
 
 
-def _positive(name: str, value: Any, *, allow_zero: bool = False, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    low = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ConfigError(f"must be an integer >= {low}" + (" or None" if allow_none else ""), where=name,
-                          found=repr(value), hint=f"set {name} to an integer >= {low}")
-
-
 def _open(source: ScanSource) -> ScanReader:
     return source if isinstance(source, ScanReader) else open_scan(source)
 
 
 class PtychoDataModule(L.LightningDataModule):
     """Training/validation/prediction data of a PtychoPINN run, from plain values.
+
+    The values are the configs' (the bridge's ``plan.data``), validated there; the files are
+    checked here, where they are opened.
 
     Args:
         train_file: training scan (.npz/.h5/.hdf5 path, or an opened :class:`ScanReader`).
@@ -76,12 +70,6 @@ class PtychoDataModule(L.LightningDataModule):
                  persistent_workers: bool = False, prefetch_factor: int | None = None, seed: int = 0,
                  val_n_groups: int | None = None, predict_batch_size: int | None = None) -> None:
         super().__init__()
-        _positive("batch_size", batch_size)
-        _positive("num_workers", num_workers, allow_zero=True)
-        _positive("prefetch_factor", prefetch_factor, allow_none=True)
-        _positive("predict_batch_size", predict_batch_size, allow_none=True)
-        _positive("seed", seed, allow_zero=True)
-        _positive("subsample_seed", subsample_seed, allow_zero=True, allow_none=True)
         self.gridsize, self.neighbor_count = gridsize, neighbor_count
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.persistent_workers, self.prefetch_factor, self.seed = persistent_workers, prefetch_factor, seed

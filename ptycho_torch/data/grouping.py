@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ptycho_torch.config.canonical import patterns_per_group
 from ptycho_torch.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class Groups:
     @property
     def channels(self) -> int:
         """C = gridsize**2 patterns per group."""
-        return self.gridsize * self.gridsize
+        return patterns_per_group(self.gridsize)
 
     def __len__(self) -> int:
         return int(self.indices.shape[0])
@@ -78,26 +79,21 @@ def _knn(points: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     return np.asarray(idx, dtype=np.int64).reshape(queries.shape[0], k)
 
 
-def _check(gridsize: int, n_groups: int | None, neighbor_count: int, n: int) -> None:
-    if not isinstance(gridsize, (int, np.integer)) or gridsize < 1:
-        raise ConfigError("must be a positive integer", where="gridsize", found=repr(gridsize),
-                          hint="use 1 (single patterns) or 2 (2x2 groups)")
-    if n_groups is not None and (not isinstance(n_groups, (int, np.integer)) or n_groups < 1):
-        raise ConfigError("must be a positive integer or None (all)", where="n_groups", found=repr(n_groups),
-                          hint="e.g. n_groups: 512")
-    c = gridsize * gridsize
-    if gridsize > 1:
-        if not isinstance(neighbor_count, (int, np.integer)) or neighbor_count < c:
-            raise ConfigError(f"must be >= gridsize**2 = {c}", where="neighbor_count", found=repr(neighbor_count),
-                              hint=f"set neighbor_count to at least {c} (4 to 6 is typical for gridsize 2)")
-        if n < c:
-            raise ConfigError(f"gridsize {gridsize} needs at least {c} scan positions", where="gridsize",
-                              found=f"{n} positions in the scan", hint="use gridsize 1 or a larger scan")
+def _check_enough_positions(gridsize: int, n: int) -> None:
+    """The one check that needs the data (the configs check the values themselves)."""
+    c = patterns_per_group(gridsize)
+    if gridsize > 1 and n < c:
+        raise ConfigError(f"gridsize {gridsize} needs at least {c} scan positions", where="gridsize",
+                          found=f"{n} positions in the scan", hint="use gridsize 1 or a larger scan")
 
 
 def build_groups(xcoords: np.ndarray, ycoords: np.ndarray, *, gridsize: int = 1, n_groups: int | None = None,
                  neighbor_count: int = 4, seed: int | None = None) -> Groups:
     """Group the scan positions ``(xcoords[i], ycoords[i])`` (pixels) into samples.
+
+    The values come validated from the configs (``ModelConfig.gridsize``, ``TrainingConfig`` /
+    ``InferenceConfig`` ``n_groups`` and ``neighbor_count >= C``); only the check that needs the
+    scan itself (at least C positions) is made here.
 
     Args:
         xcoords, ycoords: (n,) scan positions in pixels.
@@ -110,9 +106,9 @@ def build_groups(xcoords: np.ndarray, ycoords: np.ndarray, *, gridsize: int = 1,
     """
     pts = np.stack([np.asarray(xcoords, dtype=np.float64), np.asarray(ycoords, dtype=np.float64)], axis=1)
     n = pts.shape[0]
-    _check(gridsize, n_groups, neighbor_count, n)
+    _check_enough_positions(gridsize, n)
     rng = np.random.default_rng(seed)
-    c = gridsize * gridsize
+    c = patterns_per_group(gridsize)
     if n_groups is None:
         seeds = np.arange(n, dtype=np.int64)
     elif n_groups <= n:

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ptycho_torch.config.canonical import patterns_per_group
+
 __all__ = ["AMP_ACTIVATIONS", "CNNGenerator"]
 
 AMP_ACTIVATIONS = ("sigmoid", "swish", "softplus", "relu")
@@ -106,7 +108,7 @@ class CNNGenerator(nn.Module):
             raise ValueError(f"CNNGenerator: amp_activation must be one of {AMP_ACTIVATIONS}, got {amp_activation!r}")
         if gridsize < 1 or n_filters_scale < 1:
             raise ValueError(f"CNNGenerator: gridsize and n_filters_scale must be >= 1, got {gridsize}, {n_filters_scale}")
-        self.N, self.C = N, gridsize * gridsize
+        self.N, self.C = N, patterns_per_group(gridsize)
         self.input_channels = self.C if input_channels is None else int(input_channels)
         self.pad_object, self.probe_big = bool(pad_object), bool(probe_big and pad_object)
         self._amp_act = _activation(amp_activation)

@@ -36,49 +36,16 @@ import lightning as L
 import numpy as np
 import torch
 
+from ptycho_torch.config.bridge import ModulePlan, module_plan_from_values
+from ptycho_torch.config.canonical import ModelConfig
 from ptycho_torch.errors import ConfigError
-from ptycho_torch.model.generator import AMP_ACTIVATIONS
-from ptycho_torch.model.optim import DEFAULT_OPTIM, OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler
-from ptycho_torch.model.registry import ARCHITECTURES, build_generator
+from ptycho_torch.model.optim import build_optimizer, build_scheduler
+from ptycho_torch.model.registry import build_generator
 from ptycho_torch.physics.estimate import ESTIMATE_FEATURES, estimate_features
 from ptycho_torch.physics.forward import ForwardModel, gaussian_smooth, probe_disk_mask
 from ptycho_torch.physics.loss import combined_loss
 
-__all__ = [
-    "DEFAULT_MODEL",
-    "DEFAULT_LOSS",
-    "UNUSED_MODEL_FIELDS",
-    "PROBE_NORM_PER_N",
-    "normalise_probe",
-    "PtychoPINNModule",
-]
-
-DEFAULT_MODEL: dict[str, object] = {
-    "N": 64,  # patch / diffraction size (pixels)
-    "gridsize": 1,  # g; C = g*g patches per sample
-    "n_filters_scale": 2,  # CNN width multiplier
-    "amp_activation": "sigmoid",  # amplitude head activation
-    "object_big": True,  # overlap constraint for g > 1
-    "probe_big": True,  # predict the border outside the central N/2 too
-    "probe_mask": False,  # multiply the illumination by a soft disk
-    "probe_mask_sigma": 1.0,  # edge width of that disk (pixels)
-    "probe_mask_diameter": None,  # its diameter (pixels); None = N/2
-    "pad_object": True,  # predict the central N/2 and zero-pad (False: predict all N)
-    "probe_scale": 4.0,  # the probe is divided by this
-    "gaussian_smoothing_sigma": 0.0,  # Gaussian blur of the probe (pixels); 0 = off
-    "model_type": "pinn",  # only 'pinn' (physics loss) is implemented
-    "architecture": "resunet",  # generator, a key of model.registry.GENERATORS
-    "estimate_iters": 5,  # single-pattern ePIE iterations of the physics estimate fed to the generator; 0 = off
-}
-"""Canonical ModelConfig fields with their defaults; the ``model`` dict may override any."""
-
-DEFAULT_LOSS: dict[str, object] = {"nll_weight": 1.0, "mae_weight": 0.0, "torch_loss_mode": "poisson"}
-"""``torch_loss_mode='poisson'``: ``nll_weight * NLL + mae_weight * MAE``;
-``'mae'``: the MAE alone (weight 1; ``nll_weight`` is then not used)."""
-
-UNUSED_MODEL_FIELDS: dict[str, str] = {}
-"""Canonical model fields accepted but not used, with the reason: none (all implemented;
-``model_type='supervised'`` and unknown architectures are rejected)."""
+__all__ = ["PROBE_NORM_PER_N", "normalise_probe", "PtychoPINNModule"]
 
 PROBE_NORM_PER_N = 4.0
 """The normalised illumination has L2 norm ``PROBE_NORM_PER_N * N`` (see module doc)."""
@@ -88,48 +55,14 @@ def _bad(where: str, expected: str, found: object, hint: str) -> ConfigError:
     return ConfigError(where=where, expected=expected, found=repr(found), hint=hint)
 
 
-def _resolve(name: str, given: dict | None, defaults: dict) -> dict:
-    given = dict(given or {})
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise _bad(f"{name}.{unknown[0]}", f"one of {sorted(defaults)}", unknown[0], "check the spelling of the field")
-    return {**defaults, **given}
-
-
-def _validate(model: dict, loss: dict, optim: dict) -> None:
-    n = model["N"]
-    if not isinstance(n, int) or n < 16 or n & (n - 1):
-        raise _bad("model.N", "a power of two >= 16 (64, 128 or 256)", n, "N is the diffraction pattern size")
-    if model["model_type"] != "pinn":
-        raise _bad("model.model_type", "'pinn'", model["model_type"], "supervised training is not implemented here; use 'pinn'")
-    if model["architecture"] not in ARCHITECTURES:
-        raise _bad("model.architecture", f"one of {ARCHITECTURES}", model["architecture"], "see docs/architectures.md")
-    if model["amp_activation"] not in AMP_ACTIVATIONS:
-        raise _bad("model.amp_activation", f"one of {AMP_ACTIVATIONS}", model["amp_activation"], "sigmoid is the default")
-    if not (isinstance(model["estimate_iters"], int) and model["estimate_iters"] >= 0):
-        raise _bad("model.estimate_iters", "an integer >= 0", model["estimate_iters"], "0 feeds the generator the amplitudes alone")
-    if not (model["probe_scale"] > 0):
-        raise _bad("model.probe_scale", "> 0", model["probe_scale"], "the default is 4.0")
-    if model["gaussian_smoothing_sigma"] < 0:
-        raise _bad("model.gaussian_smoothing_sigma", ">= 0", model["gaussian_smoothing_sigma"], "0 turns smoothing off")
-    if loss["torch_loss_mode"] not in ("poisson", "mae"):
-        raise _bad("loss.torch_loss_mode", "'poisson' or 'mae'", loss["torch_loss_mode"], "poisson is the default")
-    if loss["torch_loss_mode"] == "poisson" and loss["nll_weight"] == 0 and loss["mae_weight"] == 0:
-        raise _bad("loss.nll_weight", "nll_weight or mae_weight > 0", 0, "set nll_weight: 1.0")
-    if optim["optimizer"] not in OPTIMIZERS:
-        raise _bad("optim.optimizer", f"one of {OPTIMIZERS}", optim["optimizer"], "adam is the default")
-    if optim["scheduler"] not in SCHEDULERS:
-        raise _bad("optim.scheduler", f"one of {SCHEDULERS}", optim["scheduler"], "names are case-sensitive")
-
-
-def normalise_probe(probe: torch.Tensor, model: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+def normalise_probe(probe: torch.Tensor, model: ModelConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Scale ``probe [N, N]`` complex so the effective illumination has norm 4N; build the mask.
 
     Returns ``(probe_n complex64 [N, N], mask float32 [N, N] or None)``.
     """
-    n = model["N"]
-    mask = probe_disk_mask(n, model["probe_mask_diameter"], model["probe_mask_sigma"]) if model["probe_mask"] else None
-    effective = gaussian_smooth(probe, model["gaussian_smoothing_sigma"])
+    n = model.N
+    mask = probe_disk_mask(n, model.mask_diameter, model.probe_mask_sigma) if model.probe_mask else None
+    effective = gaussian_smooth(probe, model.gaussian_smoothing_sigma)
     if mask is not None:
         effective = effective * mask
     norm = float(effective.abs().square().sum().sqrt())
@@ -141,21 +74,26 @@ def normalise_probe(probe: torch.Tensor, model: dict) -> tuple[torch.Tensor, tor
 class PtychoPINNModule(L.LightningModule):
     """Physics-informed ptychography model (generator + forward model + loss).
 
+    Every setting comes from the canonical schema (:mod:`ptycho_torch.config.canonical`), the
+    one place that defines the defaults and checks them: the training and inference workflows
+    build the module with :meth:`from_plan` from the bridge's
+    :class:`~ptycho_torch.config.bridge.ModulePlan`; building it by hand, the mappings below
+    are validated (and completed with the defaults) by that same schema.
+
     Args:
-        model: canonical ModelConfig fields (see :data:`DEFAULT_MODEL`; missing keys take
-            the defaults, unknown keys raise ConfigError).
+        model: a :class:`~ptycho_torch.config.canonical.ModelConfig`, or a mapping of its fields.
         probe: ``(N, N)`` complex probe (numpy or torch); normalised, see module doc.
         mean_total_intensity: mean over training patterns of ``sum_hw X^2`` (raw units).
-        nphotons: expected total counts per pattern.
-        loss: ``nll_weight``, ``mae_weight``, ``torch_loss_mode`` (:data:`DEFAULT_LOSS`).
+        nphotons: expected total counts per pattern (TrainingConfig.nphotons).
+        loss: the loss fields of TrainingConfig (:data:`~ptycho_torch.config.bridge.LOSS_FIELDS`).
         intensity_scale_trainable: learn ``log_intensity_scale`` (init ``log s_norm``).
         probe_trainable: learn the probe.
-        optim: optimizer/scheduler values (:data:`~ptycho_torch.model.optim.DEFAULT_OPTIM`).
+        optim: the optimiser fields of TrainingConfig (:data:`~ptycho_torch.config.bridge.OPTIM_FIELDS`).
     """
 
     def __init__(
         self,
-        model: dict | None = None,
+        model: ModelConfig | dict | None = None,
         probe: np.ndarray | torch.Tensor | None = None,
         mean_total_intensity: float = 1.0,
         nphotons: float = 1e9,
@@ -165,11 +103,11 @@ class PtychoPINNModule(L.LightningModule):
         optim: dict | None = None,
     ) -> None:
         super().__init__()
-        m = _resolve("model", model, DEFAULT_MODEL)
-        lo = _resolve("loss", loss, DEFAULT_LOSS)
-        op = _resolve("optim", optim, DEFAULT_OPTIM)
-        _validate(m, lo, op)
-        n = m["N"]
+        plan = module_plan_from_values(model, loss, optim, nphotons=nphotons,
+                                       intensity_scale_trainable=intensity_scale_trainable,
+                                       probe_trainable=probe_trainable)
+        cfg = plan.model
+        n = cfg.N
         if probe is None:
             raise _bad("probe", f"a complex ({n}, {n}) array", None, "pass the scan's probeGuess")
         probe_t = torch.as_tensor(np.asarray(probe) if not torch.is_tensor(probe) else probe).to(torch.complex64)
@@ -177,30 +115,39 @@ class PtychoPINNModule(L.LightningModule):
             raise _bad("probe", f"shape ({n}, {n}) to match model.N", tuple(probe_t.shape), "N must equal the probe size")
         if not (math.isfinite(mean_total_intensity) and mean_total_intensity > 0):
             raise _bad("mean_total_intensity", "a finite value > 0", mean_total_intensity, "compute it from the training diffraction")
-        if not (math.isfinite(nphotons) and nphotons > 0):
-            raise _bad("nphotons", "a finite value > 0", nphotons, "the upstream default is 1e9")
         self.save_hyperparameters(ignore=["probe"])
-        self.hparams.update(model=m, loss=lo, optim=op)  # store the resolved values
-        self.model_cfg, self.loss_cfg, self.optim_cfg = m, lo, op
-        self.N, self.C = n, m["gridsize"] ** 2
+        # the resolved values, as plain data (checkpoints reload them through this same constructor)
+        self.hparams.update(model=cfg.model_dump(mode="python"), loss=dict(plan.loss), optim=dict(plan.optim))
+        self.model_cfg = cfg
+        self.loss_cfg, self.optim_cfg = dict(plan.loss), dict(plan.optim)
+        self.N, self.C = n, cfg.channels
         self.mean_total_intensity = float(mean_total_intensity)
-        self.estimate_iters = int(m["estimate_iters"])
+        self.estimate_iters = cfg.estimate_iters
 
         input_channels = self.C * (1 + ESTIMATE_FEATURES) if self.estimate_iters else self.C
         self.generator = build_generator(
-            m["architecture"], n, m["gridsize"], m["n_filters_scale"], m["amp_activation"], m["probe_big"], m["pad_object"],
+            cfg.architecture, n, cfg.gridsize, cfg.n_filters_scale, cfg.amp_activation, cfg.probe_big, cfg.pad_object,
             input_channels=input_channels,
         )
-        probe_n, mask = normalise_probe(probe_t, m)
+        probe_n, mask = normalise_probe(probe_t, cfg)
         self.forward_model = ForwardModel(
-            probe_n, m["probe_scale"], mask, probe_trainable, m["object_big"], m["gaussian_smoothing_sigma"]
+            probe_n, cfg.probe_scale, mask, plan.probe_trainable, cfg.object_big, cfg.gaussian_smoothing_sigma
         )
-        self.register_buffer("measured_scale", torch.tensor(math.sqrt(nphotons) / (n / 2)))
+        self.register_buffer("measured_scale", torch.tensor(math.sqrt(plan.nphotons) / (n / 2)))
         log_s = torch.log(self.measured_scale.clone())
-        if intensity_scale_trainable:
+        if plan.intensity_scale_trainable:
             self.log_intensity_scale = torch.nn.Parameter(log_s)
         else:
             self.register_buffer("log_intensity_scale", log_s)
+
+    @classmethod
+    def from_plan(cls, plan: ModulePlan, probe: np.ndarray | torch.Tensor, mean_total_intensity: float) -> "PtychoPINNModule":
+        """The module of a bridge :class:`~ptycho_torch.config.bridge.ModulePlan` (training and inference)."""
+        return cls(
+            model=plan.model, probe=probe, mean_total_intensity=mean_total_intensity, nphotons=plan.nphotons,
+            loss=dict(plan.loss), intensity_scale_trainable=plan.intensity_scale_trainable,
+            probe_trainable=plan.probe_trainable, optim=dict(plan.optim),
+        )
 
     # --- forward pieces -------------------------------------------------------------
     def normalise(self, diffraction: torch.Tensor) -> torch.Tensor:
@@ -217,7 +164,10 @@ class PtychoPINNModule(L.LightningModule):
     def generate(self, diffraction: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
         """Raw diffraction ``[B, C, N, N]`` -> the generator's patches (before the overlap constraint)."""
         offsets = None if offsets is None else offsets.float()
-        return self.generator(self.generator_input(self.normalise(diffraction), offsets))
+        return self._generate_normalised(self.normalise(diffraction), offsets)
+
+    def _generate_normalised(self, x_norm: torch.Tensor, offsets: torch.Tensor | None) -> torch.Tensor:
+        return self.generator(self.generator_input(x_norm, offsets))
 
     def forward(self, diffraction: torch.Tensor, offsets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw diffraction ``[B, C, N, N]`` -> (predicted normalised amplitude, constrained patches)."""
@@ -232,7 +182,7 @@ class PtychoPINNModule(L.LightningModule):
         """Loss of one batch dict (keys ``diffraction``, ``offsets``)."""
         x_norm = self.normalise(batch["diffraction"])
         offsets = batch["offsets"].float()
-        pred_amp, _ = self.forward_model(self.generator(self.generator_input(x_norm, offsets)), offsets)
+        pred_amp, _ = self.forward_model(self._generate_normalised(x_norm, offsets), offsets)
         pred_scale = torch.exp(self.log_intensity_scale)
         if self.loss_cfg["torch_loss_mode"] == "mae":
             return combined_loss(pred_amp, x_norm, pred_scale, self.measured_scale, 0.0, 1.0)

@@ -20,32 +20,22 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+import typing
+
 import torch
 
-__all__ = ["OPTIMIZERS", "SCHEDULERS", "PLATEAU_MONITOR", "DEFAULT_OPTIM", "build_optimizer", "build_scheduler"]
+from ptycho_torch.config.canonical import TrainingConfig
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-"""Accepted ``optimizer`` names."""
+__all__ = ["OPTIMIZERS", "SCHEDULERS", "PLATEAU_MONITOR", "build_optimizer", "build_scheduler"]
 
-SCHEDULERS = ("Default", "Exponential", "WarmupCosine", "ReduceLROnPlateau")
-"""Accepted ``scheduler`` names."""
+OPTIMIZERS: tuple[str, ...] = typing.get_args(TrainingConfig.model_fields["optimizer"].annotation)
+"""Accepted ``optimizer`` names (the schema's choices; each is built below)."""
+
+SCHEDULERS: tuple[str, ...] = typing.get_args(TrainingConfig.model_fields["scheduler"].annotation)
+"""Accepted ``scheduler`` names (the schema's choices; each is built below)."""
 
 PLATEAU_MONITOR = "train_loss"
 """Metric ReduceLROnPlateau watches: logged every epoch whether or not validation runs."""
-
-DEFAULT_OPTIM: dict[str, object] = {
-    "optimizer": "adam",  # one of OPTIMIZERS
-    "learning_rate": 1e-3,  # base learning rate
-    "weight_decay": 0.0,  # L2 (adam, sgd) or decoupled (adamw) weight decay
-    "momentum": 0.9,  # sgd only
-    "adam_beta1": 0.9,  # adam/adamw first-moment decay
-    "adam_beta2": 0.999,  # adam/adamw second-moment decay
-    "scheduler": "Default",  # one of SCHEDULERS
-    "lr_warmup_epochs": 0,  # WarmupCosine warm-up length (epochs)
-    "lr_min_ratio": 0.1,  # final / minimum learning rate as a fraction of learning_rate
-    "nepochs": 50,  # planned training length (epochs), for Exponential and WarmupCosine
-}
-"""Defaults for every key of the ``optim`` dict (matching the canonical defaults)."""
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], optim: dict) -> torch.optim.Optimizer:

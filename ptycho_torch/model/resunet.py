@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ptycho_torch.config.canonical import patterns_per_group
+
 __all__ = ["ResUNetGenerator", "SpectralMix", "NORMS"]
 
 NORMS = ("group", "batch", "none")
@@ -150,7 +152,7 @@ class ResUNetGenerator(nn.Module):
             raise ValueError(f"ResUNetGenerator: norm must be one of {NORMS}, got {norm!r}")
         if gridsize < 1 or n_filters_scale < 1:
             raise ValueError(f"ResUNetGenerator: gridsize and n_filters_scale must be >= 1, got {gridsize}, {n_filters_scale}")
-        self.N, self.C = N, gridsize * gridsize
+        self.N, self.C = N, patterns_per_group(gridsize)
         self.input_channels = self.C if input_channels is None else int(input_channels)
         self._amp_act = _AMP_ACTS[amp_activation]
         self.zero_border = bool(pad_object and not probe_big)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ptycho_torch.bundle import LoadedBundle, load_bundle, load_state_strict
-from ptycho_torch.config.bridge import model_hparams
+from ptycho_torch.config.bridge import ModulePlan, module_plan
 from ptycho_torch.config.canonical import TrainingConfig
 from ptycho_torch.factory import InferencePayload
 from ptycho_torch.workflows.outputs import save_npz_atomic, write_json_atomic
@@ -46,27 +46,16 @@ class InferenceResult:
 
 
 def module_from_bundle(bundle: LoadedBundle, probe: np.ndarray):
-    """Rebuild the trained module from a bundle (strict: every tensor must fit)."""
+    """Rebuild the trained module from a bundle (strict: every tensor must fit), through the bridge."""
+    trained = TrainingConfig.from_mapping(bundle.training_config, where=f"{bundle.path}:training")
+    return module_from_plan(module_plan(trained), bundle, probe)
+
+
+def module_from_plan(plan: ModulePlan, bundle: LoadedBundle, probe: np.ndarray):
+    """The module of ``plan`` with the bundle's weights and physics scale (strict: every tensor must fit)."""
     from ptycho_torch.model.module import PtychoPINNModule
 
-    config = dict(bundle.training_config)
-    if isinstance(config.get("model"), dict) and "estimate_iters" not in config["model"]:
-        config["model"] = {**config["model"], "estimate_iters": 0}  # bundles from before the field: amplitudes alone
-    training = TrainingConfig.model_validate(config)
-    physics = bundle.physics
-    module = PtychoPINNModule(
-        model=model_hparams(training.model),
-        probe=probe,
-        mean_total_intensity=float(physics["mean_total_intensity"]),
-        nphotons=float(physics["nphotons"]),
-        loss={"nll_weight": training.nll_weight, "mae_weight": training.mae_weight, "torch_loss_mode": training.torch_loss_mode},
-        intensity_scale_trainable=training.intensity_scale_trainable,
-        probe_trainable=training.probe_trainable,
-        optim={"optimizer": training.optimizer, "learning_rate": training.learning_rate, "weight_decay": training.weight_decay,
-               "momentum": training.momentum, "adam_beta1": training.adam_beta1, "adam_beta2": training.adam_beta2,
-               "scheduler": training.scheduler, "lr_warmup_epochs": training.lr_warmup_epochs,
-               "lr_min_ratio": training.lr_min_ratio, "nepochs": training.nepochs},
-    )
+    module = PtychoPINNModule.from_plan(plan, probe, float(bundle.physics["mean_total_intensity"]))
     load_state_strict(module, bundle.state_dict, where=str(bundle.path))
     return module.eval()
 
@@ -154,10 +143,10 @@ def run_inference(payload: InferencePayload) -> InferenceResult:
 
     plan = payload.plan
     bundle = load_bundle(plan.model_path)
-    model = payload.inference.model
+    model = plan.module.model
     data = PtychoDataModule(
         plan.data["test_file"],
-        gridsize=model.gridsize,
+        gridsize=plan.data["gridsize"],
         n_groups=plan.data["n_groups"],
         neighbor_count=plan.data["neighbor_count"],
         batch_size=plan.data["batch_size"],
@@ -167,7 +156,7 @@ def run_inference(payload: InferencePayload) -> InferenceResult:
         persistent_workers=plan.data.get("persistent_workers", False),
         prefetch_factor=plan.data.get("prefetch_factor"),
     )
-    module = module_from_bundle(bundle, data.probe)
+    module = module_from_plan(plan.module, bundle, data.probe)
     device = _device(plan.accelerator)
     reader = data.train_reader
     reference = reader.object_guess

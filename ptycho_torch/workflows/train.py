@@ -64,17 +64,7 @@ def build_module(payload: TrainingPayload, datamodule: Any):
     """The LightningModule of a payload, scaled by the training data's physics scale."""
     from ptycho_torch.model.module import PtychoPINNModule
 
-    plan = payload.plan
-    return PtychoPINNModule(
-        model=dict(plan.model),
-        probe=datamodule.probe,
-        mean_total_intensity=float(datamodule.mean_total_intensity),
-        nphotons=float(plan.physics["nphotons"]),
-        loss=dict(plan.loss),
-        intensity_scale_trainable=bool(plan.physics["intensity_scale_trainable"]),
-        probe_trainable=bool(plan.physics["probe_trainable"]),
-        optim=dict(plan.optim),
-    )
+    return PtychoPINNModule.from_plan(payload.plan.module, datamodule.probe, float(datamodule.mean_total_intensity))
 
 
 def _check_device(payload: TrainingPayload) -> None:
@@ -84,13 +74,6 @@ def _check_device(payload: TrainingPayload) -> None:
             where="execution.accelerator",
             found="gpu",
             hint="use accelerator 'auto' or 'cpu' on this machine",
-        )
-    if payload.accelerator == "cpu" and payload.execution.precision == "16-mixed":
-        raise ConfigError(
-            "16-bit mixed precision needs a GPU",
-            where="execution.precision",
-            found="16-mixed on cpu",
-            hint="use 'bf16-mixed' or '32-true' on the CPU",
         )
 
 

@@ -15,7 +15,7 @@ import copy
 import math
 import types
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -221,5 +221,14 @@ def leaf_variants(cls: type[BaseModel], bases: list[dict[str, Any]]) -> dict[str
 
 
 def plan_as_dict(plan: Any) -> dict[str, Any]:
-    """A bridge plan (frozen dataclass of mapping proxies) as plain comparable data."""
-    return {f.name: (dict(v) if isinstance(v, Mapping) else v) for f in fields(plan) for v in [getattr(plan, f.name)]}
+    """A bridge plan (frozen dataclasses of mapping proxies and configs) as plain comparable data."""
+    def plain(value: Any) -> Any:
+        if is_dataclass(value):
+            return plan_as_dict(value)
+        if isinstance(value, Mapping):
+            return dict(value)
+        if hasattr(value, "model_dump"):
+            return value.model_dump(mode="python")
+        return value
+
+    return {f.name: plain(getattr(plan, f.name)) for f in fields(plan)}

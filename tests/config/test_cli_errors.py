@@ -41,8 +41,9 @@ CASES = [
     (["--set", "execution.device=2"], ["unknown key 'execution.device'", "did you mean 'execution.devices'"]),
     (["--set", "nepochs=0"], ["nepochs (from override)", "greater than or equal to 1", "found 0", "HINT:"]),
     (["--set", "nepochs=0", "--nepochs", "-3"], ["nepochs (from flag)", "found -3"]),
-    (["--N", "96"], ["model.N (from flag)", "64, 128 or 256", "found 96"]),
+    (["--N", "96"], ["model.N (from flag)", "32, 64, 128 or 256", "found 96"]),
     (["--gridsize", "2", "--neighbor-count", "3"], ["neighbor_count (3) must be >= gridsize**2 (4)"]),
+    (["--accelerator", "cpu", "--precision", "16-mixed"], ["execution.precision", "needs a GPU", "HINT:"]),
     (["--set", "n_images=10", "--set", "n_groups=20"], ["'n_images' (10) and 'n_groups' (20) disagree", "HINT:"]),
     (["--train-data-file", "nowhere.npz"], ["data contract error:", "nowhere.npz", "not found", "HINT:"]),
 ]

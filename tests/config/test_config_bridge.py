@@ -29,7 +29,7 @@ BASE_INFERENCE = InferenceConfig(**REQUIRED[InferenceConfig])
 
 #: Fields whose type admits only one valid value (nothing to walk).  A new option makes the
 #: field walkable, and this list must shrink -- deliberately.
-SINGLE_CHOICE = {"TrainingConfig.model.model_type"}
+SINGLE_CHOICE = {"TrainingConfig.model.model_type", "InferenceConfig.model.model_type"}
 
 
 def _training_output(training, execution):
@@ -37,7 +37,8 @@ def _training_output(training, execution):
 
 
 def _inference_output(inference, execution):
-    return plan_as_dict(bridge_inference(inference, execution, execution.accelerator))
+    # the bundle's training config is BASE_TRAINING: inference fields must act on their own
+    return plan_as_dict(bridge_inference(inference, execution, execution.accelerator, BASE_TRAINING))
 
 
 def _is_unused(owner: str, path: str) -> bool:
@@ -124,8 +125,15 @@ def test_trainer_kwargs_carry_every_parallelism_knob():
 def test_defaults_resolved_by_the_bridge():
     plan = bridge_training(TrainingConfig(seed=5, model=ModelConfig(N=128)), BASE_EXECUTION, "cpu")
     assert plan.data["subsample_seed"] == 5  # None -> seed
-    assert plan.model["probe_mask_diameter"] == 64.0  # None -> N/2
+    assert plan.module.model.mask_diameter == 64.0  # None -> N/2
     assert bridge_training(TrainingConfig(seed=5, subsample_seed=9), BASE_EXECUTION, "cpu").data["subsample_seed"] == 9
+
+
+def test_inference_builds_the_module_from_the_bundles_training_config():
+    trained = TrainingConfig(model=ModelConfig(gridsize=2, architecture="cnn"), nll_weight=0.5, nphotons=1e6)
+    plan = bridge_inference(BASE_INFERENCE, BASE_EXECUTION, "cpu", trained)
+    assert plan.module == bridge_training(trained, BASE_EXECUTION, "cpu").module
+    assert plan.data["gridsize"] == 2 and plan.module.model.channels == 4
 
 
 def test_dataloader_options_only_where_torch_accepts_them():

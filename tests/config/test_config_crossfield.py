@@ -161,3 +161,23 @@ def test_factory_without_device_resolution_keeps_the_request():
         warnings.simplefilter("error")
         payload = _payload(execution={"accelerator": "auto"})
     assert payload.accelerator == "auto" and payload.plan.trainer["accelerator"] == "auto"
+
+
+# -- rules that need the bundle or the machine --------------------------------------------------
+
+
+def test_inference_neighbour_count_is_checked_against_the_bundles_gridsize():
+    # the factory puts the bundle's model in InferenceConfig.model; K must reach C there too
+    with pytest.raises(ConfigError, match=r"neighbor_count \(3\) must be >= gridsize\*\*2 \(4\)"):
+        InferenceConfig.from_mapping({**INFER_REQUIRED, "model": {"gridsize": 2}, "neighbor_count": 3})
+    assert InferenceConfig.from_mapping({**INFER_REQUIRED, "model": {"gridsize": 2}, "neighbor_count": 4}).neighbor_count == 4
+
+
+def test_float16_on_the_cpu_is_refused_by_the_factory_before_any_work():
+    with pytest.raises(ConfigError) as info:
+        _payload(overrides={"execution.accelerator": "cpu", "execution.precision": "16-mixed"})
+    line = info.value.one_line()
+    assert line.startswith("execution.precision") and "needs a GPU" in line and "HINT" in line
+    # unresolved 'auto' is not judged (the launcher resolves the job's target first), a GPU passes
+    _payload(overrides={"execution.precision": "16-mixed"})
+    _payload(overrides={"execution.accelerator": "gpu", "execution.precision": "16-mixed"})

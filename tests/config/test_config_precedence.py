@@ -150,11 +150,11 @@ def test_config_and_config_path_together_is_an_error(run_file):
 
 
 def test_unsupported_probe_size_names_the_file_and_key(tmp_path):
-    odd = write_tiny_scan(tmp_path / "odd.npz", n_pixels=32)
+    odd = write_tiny_scan(tmp_path / "odd.npz", n_pixels=48)
     with pytest.raises(ConfigError) as info:
         inspect_training_data(odd)
     line = info.value.one_line()
-    assert f"{odd}:probeGuess" in line and "32 x 32" in line and "HINT" in line
+    assert f"{odd}:probeGuess" in line and "48 x 48" in line and "HINT" in line
 
 
 def test_missing_data_file_fails_before_anything_runs(tmp_path):

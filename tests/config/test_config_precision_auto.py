@@ -45,10 +45,10 @@ def test_the_plans_carry_the_resolved_precision(monkeypatch):
     auto = ExecutionConfig(accelerator="cpu")
     assert bridge_training(TrainingConfig(), auto, "cpu").trainer["precision"] == "32-true"
     inference = InferenceConfig(model_path="m.ptpinn", test_data_file="s.npz")
-    assert bridge_inference(inference, auto, "cpu").precision == "32-true"
+    assert bridge_inference(inference, auto, "cpu", TrainingConfig()).precision == "32-true"
     monkeypatch.setattr(execution_module, "fast_bf16_available", lambda: True)
     assert bridge_training(TrainingConfig(), auto, "gpu").trainer["precision"] == "bf16-mixed"
-    assert bridge_inference(inference, auto, "gpu").precision == "bf16-mixed"
+    assert bridge_inference(inference, auto, "gpu", TrainingConfig()).precision == "bf16-mixed"
 
 
 def test_explain_shows_what_auto_became_and_the_config_keeps_auto():

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ptycho_torch.data import PtychoDataModule, open_scan, write_scan
-from ptycho_torch.errors import ConfigError, DataContractError
+from ptycho_torch.errors import DataContractError
 
 
 @pytest.fixture
@@ -28,8 +28,6 @@ def test_bad_file_fails_at_construction(tmp_path, scan_arrays):
     bad = write_scan(tmp_path / "bad.npz", arrays, validate=False)
     with pytest.raises(DataContractError, match="non-finite"):
         PtychoDataModule(bad)
-    with pytest.raises(ConfigError, match="batch_size"):
-        PtychoDataModule(write_scan(tmp_path / "ok.npz", scan_arrays()), batch_size=0)
 
 
 def test_facts_for_the_model(files):
