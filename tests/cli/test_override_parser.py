@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 from cli_helpers import explain_rows
 
 from ptycho_torch.cli.fields import parse_key_values, parse_set_overrides
 from ptycho_torch.config.io import parse_scalar
-from ptycho_torch.errors import ConfigError
+from ptycho_torch.errors import ConfigError, UsageError
 
 
 @pytest.mark.parametrize("text,value", [
@@ -104,6 +102,26 @@ def test_flag_values_are_typed_like_set_values():
     args = parser.parse_args(["--nphotons", "1e9", "--nepochs", "3", "--N", "128", "--accelerator", "cpu"])
     assert (args.field__nphotons, args.field__nepochs, args.field__model__N, args.field__execution__accelerator) == (1e9, 3, 128, "cpu")
     assert isinstance(args.field__nphotons, float)
-    with pytest.raises(Exception):
+    with pytest.raises(UsageError, match=r"--nepochs: invalid int value: '1.5'"):
         parser.parse_args(["--nepochs", "1.5"])
-    assert isinstance(parser, argparse.ArgumentParser)
+    with pytest.raises(UsageError, match=r"invalid choice: '96'"):
+        parser.parse_args(["--N", "96"])
+
+
+def test_cluster_and_sweep_files_are_read_as_yaml_1_2(cli_run_file, tmp_path, capsys, no_slurm):
+    """`time: 1:30:00` is text (YAML 1.1 would read 5400) and `1e9` a float, in every file the launcher reads."""
+    from launcher.cli import main as launch
+    from ptycho_torch.config.io import read_mapping
+
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text("cluster:\n  time: 1:30:00\n  job_name: off\n")
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("- {nphotons: 1e9}\n- {nphotons: 2e9}\n")
+    dumped = tmp_path / "d.yaml"
+    assert launch(["--config", str(cli_run_file), "--runs-dir", str(tmp_path / "runs"), "--cluster", str(cluster),
+                   "--dump-config", str(dumped)]) == 0, capsys.readouterr().err
+    assert read_mapping(dumped)["cluster"]["time"] == "1:30:00" and read_mapping(dumped)["cluster"]["job_name"] == "off"
+    from launcher.cli import build_submit_parser, sweep_members
+
+    members = sweep_members(build_submit_parser().parse_args(["--config", str(cli_run_file), "--sweep-file", str(sweep)]))
+    assert members == [{"nphotons": 1e9}, {"nphotons": 2e9}] and all(isinstance(m["nphotons"], float) for m in members)
