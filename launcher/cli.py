@@ -6,8 +6,12 @@
     ptycho-launch --config run.yaml --sweep nepochs=5 --sweep nepochs=10      # one job array
     ptycho-launch status|logs|cancel|resume RUN        ptycho-launch list
 
-Every ExecutionConfig field has a flag (generated from its ``model_fields``; ``--nodes`` is
-``--num-nodes``), and so does every ClusterConfig field.  Bad input: one line, exit 2, no job.
+Every ExecutionConfig field has a flag (``--nodes`` is ``--num-nodes``), and so does every
+ClusterConfig field; both come from ptycho_torch's one flag generator
+(:func:`ptycho_torch.cli.fields.add_field_flags`), and ``--set``, ``--sweep``, ``--env`` and
+``--sbatch-option`` items from its one ``KEY=VALUE`` parser (values YAML 1.2; ``--env`` and
+``--sbatch-option`` values stay text).  ``--dump-config FILE`` writes the resolved run file
+(training, execution:, cluster:) and submits nothing.  Bad input: one line, exit 2, no job.
 """
 
 from __future__ import annotations
