@@ -247,7 +247,7 @@ def write_config(work: Path) -> None:
     from ptycho_torch.cli.simulate import main as simulate
 
     scan = work / "tiny.npz"
-    simulate(["--out", str(scan), "--N", "64", "--n_images", "32", "--object_size", "128", "--scan", "random", "--seed", "1"])
+    simulate(["--out", str(scan), "--N", "64", "--n-images", "32", "--object-size", "128", "--scan", "random", "--seed", "1"])
     config = {"train_data_file": str(scan), "nepochs": 2, "batch_size": 8, "n_groups": 32, "seed": 7,
               "model": {"N": 64, "gridsize": 1, "n_filters_scale": 1},
               "execution": {"accelerator": "cpu", "logger_backend": "csv", "enable_progress_bar": False,

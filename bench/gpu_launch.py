@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         scan = work / "scan.npz"
         images = args.groups if args.smoke else min(args.groups, 4096)
-        assert simulate(["--out", str(scan), "--N", str(args.N), "--n_images", str(images), "--object_size", str(4 * args.N),
+        assert simulate(["--out", str(scan), "--N", str(args.N), "--n-images", str(images), "--object-size", str(4 * args.N),
                          "--scan", "random", "--seed", "1"]) == 0
         write_run_file(work, scan, args, accelerator)
         for devices in args.devices:

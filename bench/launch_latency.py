@@ -44,7 +44,7 @@ def submit_to_first_step(repeats: int, work: Path) -> list[float]:
     from ptycho_torch.cli.simulate import main as simulate
 
     scan = work / "tiny.npz"
-    simulate(["--out", str(scan), "--N", "64", "--n_images", "32", "--object_size", "128", "--scan", "random", "--seed", "1"])
+    simulate(["--out", str(scan), "--N", "64", "--n-images", "32", "--object-size", "128", "--scan", "random", "--seed", "1"])
     config = {"train_data_file": str(scan), "nepochs": 1, "batch_size": 8, "seed": 1,
               "model": {"N": 64, "gridsize": 1, "n_filters_scale": 1},
               "execution": {"accelerator": "cpu", "logger_backend": "none", "enable_progress_bar": False},

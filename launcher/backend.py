@@ -37,8 +37,8 @@ def open_scan(path: Any) -> Any:
     return opener(path)
 
 
-def execution_fields() -> dict[str, Any]:
-    """``ExecutionConfig.model_fields`` (name -> pydantic FieldInfo), for generated CLI flags."""
+def execution_model() -> Any:
+    """``ptycho_torch.ExecutionConfig`` (the model class), for generated CLI flags."""
     from ptycho_torch import ExecutionConfig
 
-    return dict(ExecutionConfig.model_fields)
+    return ExecutionConfig

@@ -6,8 +6,12 @@
     ptycho-launch --config run.yaml --sweep nepochs=5 --sweep nepochs=10      # one job array
     ptycho-launch status|logs|cancel|resume RUN        ptycho-launch list
 
-Every ExecutionConfig field has a flag (generated from its ``model_fields``; ``--nodes`` is
-``--num-nodes``), and so does every ClusterConfig field.  Bad input: one line, exit 2, no job.
+Every ExecutionConfig field has a flag (``--nodes`` is ``--num-nodes``), and so does every
+ClusterConfig field; both come from ptycho_torch's one flag generator
+(:func:`ptycho_torch.cli.fields.add_field_flags`), and ``--set``, ``--sweep``, ``--env`` and
+``--sbatch-option`` items from its one ``KEY=VALUE`` parser (values YAML 1.2; ``--env`` and
+``--sbatch-option`` values stay text).  ``--dump-config FILE`` writes the resolved run file
+(training, execution:, cluster:) and submits nothing.  Bad input: one line, exit 2, no job.
 """
 
 from __future__ import annotations
@@ -15,65 +19,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import typing
 from pathlib import Path
 from typing import Any, Sequence
 
 from launcher.config import ClusterConfig
-from launcher.errors import ClusterConfigError, PreflightError, RunNotFoundError
+from launcher.errors import PreflightError, RunNotFoundError
+from ptycho_torch.cli.fields import OneLineParser, add_dump_config_flag, add_field_flags, flag_overrides, parse_key_values
 
 SUBCOMMANDS = ("status", "logs", "cancel", "list", "resume")
-_EXEC_DEST = "exec__"
-_CLUSTER_DEST = "cluster__"
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad flag is one line naming the flag with a HINT (exit 2), not a usage dump."""
-
-    def error(self, message: str) -> typing.NoReturn:
-        from launcher.errors import UsageError
-
-        flag = next((tok.strip("'\",:") for tok in message.split() if tok.startswith(("--", "'--", "-"))), "command line")
-        raise UsageError(" ".join(message.split()), where=flag, hint=f"`{self.prog} --help` lists every flag and its type")
-
-
-def _flag_type(annotation: Any) -> tuple[str, Any]:
-    """(kind, converter) of a field annotation: bool, choices, int, float or str."""
-    if typing.get_origin(annotation) in (list, dict):
-        return typing.get_origin(annotation).__name__, None
-    args = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
-    base = args[0]
-    if base is bool:
-        return "bool", None
-    if typing.get_origin(base) is typing.Literal:
-        return "choice", [str(v) for v in typing.get_args(base)]
-    if base in (int, float):
-        return "num", base
-    return "str", str
-
-
-def add_model_flags(parser: argparse.ArgumentParser, fields: dict[str, Any], dest_prefix: str, title: str,
-                    aliases: dict[str, list[str]] | None = None) -> None:
-    """One flag per pydantic field, help text from its description, default None (= not given)."""
-    group = parser.add_argument_group(title)
-    for name, info in fields.items():
-        flags = [f"--{name.replace('_', '-')}", *(aliases or {}).get(name, [])]
-        kind, conv = _flag_type(info.annotation)
-        dest, help_text = dest_prefix + name, (info.description or "").replace("%", "%%")
-        if kind == "bool":
-            group.add_argument(*flags, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        elif kind == "choice":
-            group.add_argument(*flags, dest=dest, choices=conv, default=None, help=help_text)
-        elif kind == "list":
-            group.add_argument(*flags, dest=dest, action="append", default=None, metavar="LINE", help=help_text + " (repeatable)")
-        elif kind == "dict":
-            group.add_argument(*flags, dest=dest, action="append", default=None, metavar="NAME=VALUE", help=help_text + " (repeatable)")
-        else:
-            group.add_argument(*flags, dest=dest, type=conv, default=None, metavar=name.upper(), help=help_text)
+EXECUTION_PREFIX = "execution."
+CLUSTER_PREFIX = "cluster."
 
 
 def build_submit_parser() -> argparse.ArgumentParser:
-    from launcher.backend import execution_fields
+    from launcher.backend import execution_model
     from launcher.rundir import default_runs_dir
 
     parser = OneLineParser(
@@ -94,10 +53,19 @@ def build_submit_parser() -> argparse.ArgumentParser:
     mode.add_argument("--explain", action="store_true", help="print where every setting came from, the accelerator chosen and why, and the per-rank resources; submit nothing")
     parser.add_argument("--wait", action="store_true", help="block until the job ends (requeues included); exit 1 if it failed")
     parser.add_argument("--force", action="store_true", help="with --run-id of a run whose job is still pending/running: cancel that job first")
-    add_model_flags(parser, execution_fields(), _EXEC_DEST, "execution (ExecutionConfig)", {"num_nodes": ["--nodes"]})
-    add_model_flags(parser, dict(ClusterConfig.model_fields), _CLUSTER_DEST, "cluster (ClusterConfig)",
-                    {"sbatch_options": ["--sbatch-option", "--sbatch-arg"]})
+    add_dump_config_flag(parser)
+    add_field_flags(parser, execution_model(), path_prefix=EXECUTION_PREFIX, title="execution (ExecutionConfig)",
+                    aliases={"num_nodes": ["--nodes"]})
+    add_field_flags(parser, ClusterConfig, path_prefix=CLUSTER_PREFIX, title="cluster (ClusterConfig)",
+                    aliases={"sbatch_options": ["--sbatch-option", "--sbatch-arg"]})
     return parser
+
+
+def section_flags(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
+    """The field flags given for one section (``execution.`` or ``cluster.``), by field name."""
+    dest_prefix = "field__" + prefix.replace(".", "__")
+    destinations = {dest: dest[len(dest_prefix):] for dest in vars(args) if dest.startswith(dest_prefix)}
+    return flag_overrides(args, destinations)
 
 
 def build_lifecycle_parser() -> argparse.ArgumentParser:
@@ -124,53 +92,31 @@ def build_lifecycle_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_key_values(items: Sequence[str], where: str) -> dict[str, Any]:
-    """``KEY=VALUE`` strings -> dict, values parsed as YAML scalars (5 -> int, true -> bool)."""
-    import yaml
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ClusterConfigError("expected KEY=VALUE", where=where, found=repr(item), hint="e.g. nepochs=5")
-        try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            out[key.strip()] = raw
-    return out
-
-
 def sweep_members(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The sweep's override mappings from --sweep-file and --sweep, in order."""
     import yaml
+
+    from ptycho_torch.config.io import RunFileLoader, parse_scalar
 
     members: list[dict[str, Any]] = []
     if args.sweep_file is not None:
         if not args.sweep_file.is_file():
             raise PreflightError("sweep file not found", where=str(args.sweep_file), hint="check --sweep-file")
-        data = yaml.safe_load(args.sweep_file.read_text(encoding="utf-8"))
+        data = yaml.load(args.sweep_file.read_text(encoding="utf-8"), Loader=RunFileLoader)  # safe: SafeLoader subclass
         if not isinstance(data, list) or not all(isinstance(m, dict) for m in data):
             raise PreflightError("sweep file must hold a YAML list of mappings", where=str(args.sweep_file),
                                  found=type(data).__name__, hint="- {nepochs: 5}\\n- {nepochs: 10}")
         members += [dict(m) for m in data]
     for item in args.sweep:
-        members.append(dict(yaml.safe_load(item)) if item.strip().startswith("{") else parse_key_values(item.split(","), "--sweep"))
+        if item.strip().startswith("{"):
+            member = parse_scalar(item)
+            if not isinstance(member, dict):
+                raise PreflightError("a --sweep mapping must be a YAML mapping", where="--sweep", found=repr(item),
+                                     hint="--sweep '{nepochs: 5, batch_size: 8}' or --sweep nepochs=5,batch_size=8")
+            members.append(dict(member))
+        else:
+            members.append(parse_key_values(item.split(","), "--sweep", example="nepochs=5,batch_size=8"))
     return members
-
-
-def _cluster_flags(args: argparse.Namespace) -> dict[str, Any]:
-    flags = {k[len(_CLUSTER_DEST):]: v for k, v in vars(args).items() if k.startswith(_CLUSTER_DEST) and v is not None}
-    if "env" in flags:
-        flags["env"] = {k: str(v) for k, v in parse_key_values(flags["env"], "--env").items()}
-    if "sbatch_options" in flags:
-        flags["sbatch_options"] = {k: _raw_value(item) for item in flags["sbatch_options"]
-                                   for k in parse_key_values([item], "--sbatch-option")}
-    return flags
-
-
-def _raw_value(item: str) -> str:
-    """The text after the first '=' as typed (sbatch values such as 'afterok:12' are not YAML)."""
-    return item.partition("=")[2].strip()
 
 
 def main_submit(argv: Sequence[str]) -> int:
@@ -180,17 +126,22 @@ def main_submit(argv: Sequence[str]) -> int:
     from launcher.preflight import run_preflight
 
     args = build_submit_parser().parse_args(argv)
-    exec_flags = {k[len(_EXEC_DEST):]: v for k, v in vars(args).items() if k.startswith(_EXEC_DEST) and v is not None}
-    layers = ([read_cluster_file(args.cluster_file)] if args.cluster_file else []) + [_cluster_flags(args)]
+    exec_flags = section_flags(args, EXECUTION_PREFIX)
+    layers = ([read_cluster_file(args.cluster_file)] if args.cluster_file else []) + [section_flags(args, CLUSTER_PREFIX)]
     command = ("ptycho-launch", *argv)
-    base = LaunchRequest(config_path=args.config, overrides=parse_key_values(args.overrides, "--set"),
+    base = LaunchRequest(config_path=args.config, overrides=parse_key_values(args.overrides, "--set", example="nepochs=5 or --set model.N=128"),
                          execution_flags=exec_flags, cluster_layers=tuple(layers), runs_dir=args.runs_dir,
                          run_id=args.run_id, local=args.local, command=command)
     mode = "local" if args.local else "slurm"
     members = sweep_members(args)
+    if members and args.dump_config:
+        raise PreflightError("--dump-config writes one run file, a sweep has several", where="--dump-config", found=f"{len(members)} sweep members",
+                             hint="dump each member separately: --set its overrides instead of --sweep")
     if members:
         return _submit_sweep(args, base, members, mode, command)
     prepared = resolve_run(base, mode=mode)
+    if args.dump_config:
+        return _dump_config(prepared, args.dump_config, command)
     run_preflight(prepared, scheduler=not (args.local or args.dry_run or args.explain))
     if args.dry_run:
         print(render_dry_run(prepared))
@@ -210,6 +161,17 @@ def main_submit(argv: Sequence[str]) -> int:
           f"  follow   ptycho-launch status {run.run_id}   |   ptycho-launch logs {run.run_id} -f")
     if args.wait:
         return _report_wait(run)
+    return 0
+
+
+def _dump_config(prepared: Any, path: Path, command: tuple[str, ...]) -> int:
+    """--dump-config: the run file the job would train with (training, execution, cluster), then exit 0."""
+    from ptycho_torch.config.io import dump_run_file, resolved_run_sections
+
+    payload = prepared.payload
+    sections = resolved_run_sections(payload.training, payload.execution, cluster=prepared.cluster)
+    written = dump_run_file(path, sections, command=" ".join(command))
+    print(f"wrote the resolved run file to {written} (config hash: {prepared.config_hash}); nothing was submitted")
     return 0
 
 

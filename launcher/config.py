@@ -216,11 +216,13 @@ def read_cluster_file(path: str | Path) -> dict[str, Any]:
     """A YAML/JSON cluster file: its ``cluster:`` section if it has one, else its top level."""
     import yaml
 
+    from ptycho_torch.config.io import RunFileLoader  # YAML 1.2 scalars, like the run file
+
     path = Path(path)
     if not path.is_file():
         raise ClusterConfigError("cluster file not found", where=str(path), hint="check the path given to --cluster")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=RunFileLoader) or {}  # safe: SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ClusterConfigError(f"cannot parse: {' '.join(str(exc).split())}", where=str(path)) from None
     if not isinstance(data, dict):

@@ -10,7 +10,7 @@ that does not exist or does not match is :class:`RunNotFoundError`.
 
 from __future__ import annotations
 
-from ptycho_torch.errors import ConfigError, PtychoError
+from ptycho_torch.errors import ConfigError, PtychoError, UsageError
 
 
 class ClusterConfigError(ConfigError):
@@ -43,7 +43,4 @@ class PreemptedError(PtychoError):
     kind = "preempted"
 
 
-class UsageError(PtychoError):
-    """A command-line flag is missing, unknown or has a value of the wrong type."""
-
-    kind = "usage error"
+__all__ = ["ClusterConfigError", "PreemptedError", "PreflightError", "RunNotFoundError", "SubmitError", "UsageError"]

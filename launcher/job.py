@@ -131,8 +131,9 @@ def _cluster_of(run: RunDir) -> Any:
     import yaml
 
     from launcher.config import build_cluster_config
+    from ptycho_torch.config.io import RunFileLoader  # YAML 1.2 scalars, as run files are written
 
-    data = yaml.safe_load(run.config_file.read_text(encoding="utf-8")) or {}
+    data = yaml.load(run.config_file.read_text(encoding="utf-8"), Loader=RunFileLoader) or {}  # safe: SafeLoader subclass
     return build_cluster_config(data.get("cluster") or {}, where=f"{run.config_file}:cluster")
 
 

@@ -59,6 +59,12 @@ class ConfigError(PtychoError):
     kind = "config error"
 
 
+class UsageError(PtychoError):
+    """A command-line flag is missing, unknown or has a value of the wrong type."""
+
+    kind = "usage error"
+
+
 class DataContractError(PtychoError):
     """A scan file (NPZ/HDF5) breaks the data contract (DATA-001)."""
 

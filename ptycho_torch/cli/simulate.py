@@ -3,9 +3,14 @@
     ptycho-simulate --out data/lines.npz
     ptycho-simulate --out data/dl.npz --object dead_leaves --probe curved --nphotons 1e4 --seed 3
     ptycho-simulate --out data/rand.npz --config sim.yaml --scan random --n-images 500
+    ptycho-simulate --config sim.yaml --seed 4 --dump-config resolved.yaml
 
 One flag per :class:`~ptycho_torch.simulate.simulate.SimulationConfig` field, generated from
-the model (its description is the ``--help`` text).  Values come, lowest precedence first,
+the model (its description is the ``--help`` text) by the flag generator every CLI shares
+(:mod:`ptycho_torch.cli.fields`).  Flags are spelled with dashes (``--n-images``,
+``--object-size``); the old underscore spellings (``--n_images``) are still accepted, so
+existing scripts keep working, but are not listed in ``--help``.  ``--dump-config FILE``
+writes the resolved config (loadable with ``--config``) and exits without simulating.  Values come, lowest precedence first,
 from the field defaults, the ``--config`` file (YAML/JSON mapping of field names, optionally
 under a ``simulation:`` key), then the flags.  Any bad value is one line on stderr, exit 2,
 and nothing is written.
@@ -18,64 +23,37 @@ from __future__ import annotations
 
 import argparse
 import sys
-import types
-import typing
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from ptycho_torch.cli.common import run_cli
+from ptycho_torch.cli.fields import OneLineParser, add_dump_config_flag, add_field_flags, flag_overrides
 from ptycho_torch.config.base import check_known_keys
-from ptycho_torch.config.io import read_mapping
-from ptycho_torch.errors import ConfigError
+from ptycho_torch.config.io import config_to_dict, dump_run_file, read_mapping
+from ptycho_torch.errors import UsageError
 from ptycho_torch.simulate.diffraction import chunk_patterns
 from ptycho_torch.simulate.simulate import SimulationConfig, write_scan
 
 PROG = "ptycho-simulate"
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are ConfigErrors (one line, exit 2 via run_cli)."""
-
-    def error(self, message: str) -> typing.NoReturn:  # noqa: D401 - argparse hook
-        raise ConfigError(message, where=self.prog, hint=f"run '{self.prog} --help' for the flags")
-
-
-def _flag_type(annotation: Any) -> tuple[Any, list[Any] | None]:
-    """The argparse ``type`` and ``choices`` for a field annotation (Literal, X | None, X)."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        annotation = args[0] if len(args) == 1 else str
-    if typing.get_origin(annotation) is Literal:
-        choices = list(typing.get_args(annotation))
-        return type(choices[0]), choices
-    if annotation is bool:
-        raise TypeError("boolean fields need an explicit flag style")  # none in SimulationConfig today
-    return annotation, None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``ptycho-simulate`` parser, one flag per SimulationConfig field."""
-    parser = _OneLineParser(
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
+    """The ``ptycho-simulate`` parser (one flag per SimulationConfig field) and its {dest: field}."""
+    parser = OneLineParser(
         prog=PROG,
         description="Simulate a ptychography scan (object, probe, scan, Poisson noise) and write a DATA-001 NPZ file.",
     )
-    parser.add_argument("--out", required=True, help="Output NPZ path (parent directories are created).")
+    parser.add_argument("--out", default=None, help="Output NPZ path (parent directories are created); required unless --dump-config.")
     parser.add_argument(
         "--config", default=None, help="YAML/JSON file of SimulationConfig fields; flags override it."
     )
     parser.add_argument("--quiet", action="store_true", help="No progress output on stderr.")
-    for name, info in SimulationConfig.model_fields.items():
-        flag_type, choices = _flag_type(info.annotation)
-        names = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
-        help_text = (info.description or "").replace("%", "%%") + f" [default: {info.default}]"
-        parser.add_argument(
-            *names, dest=name, type=flag_type, choices=choices, default=argparse.SUPPRESS, help=help_text,
-            metavar=None if choices else name.upper(),
-        )
-    return parser
+    add_dump_config_flag(parser)
+    destinations = add_field_flags(parser, SimulationConfig, hidden_underscore_aliases=True)
+    return parser, destinations
 
 
-def resolve_config(args: argparse.Namespace) -> SimulationConfig:
+def resolve_config(args: argparse.Namespace, destinations: dict[str, str]) -> SimulationConfig:
     """Defaults, then the ``--config`` file, then explicit flags -> a validated config."""
     values: dict[str, Any] = {}
     if args.config is not None:
@@ -84,7 +62,7 @@ def resolve_config(args: argparse.Namespace) -> SimulationConfig:
             data = data["simulation"]
         check_known_keys(SimulationConfig, data, prefix=str(args.config))
         values.update(data)
-    values.update({name: getattr(args, name) for name in SimulationConfig.model_fields if hasattr(args, name)})
+    values.update(flag_overrides(args, destinations))
     return SimulationConfig.from_mapping(values)
 
 
@@ -121,8 +99,15 @@ class ChunkProgress:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
-    cfg = resolve_config(args)
+    parser, destinations = build_parser()
+    args = parser.parse_args(argv)
+    cfg = resolve_config(args, destinations)
+    if args.dump_config:
+        path = dump_run_file(args.dump_config, config_to_dict(cfg), command=" ".join([PROG, *(argv if argv is not None else sys.argv[1:])]))
+        print(f"wrote the resolved simulation config to {path}")
+        return 0
+    if args.out is None:
+        raise UsageError("the following arguments are required: --out", where="--out", hint=f"`{PROG} --help` lists every flag")
     progress = None
     if not args.quiet and (sys.stderr.isatty() or cfg.n_positions > chunk_patterns(cfg.N)):
         progress = ChunkProgress(cfg.n_positions)

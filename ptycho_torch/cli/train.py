@@ -7,14 +7,16 @@ import sys
 from collections.abc import Sequence
 
 from ptycho_torch.cli.common import run_cli
-from ptycho_torch.cli.fields import add_config_flags, add_field_flags, override_layers
+from ptycho_torch.cli.fields import OneLineParser, add_config_flags, add_field_flags, override_layers
 from ptycho_torch.config.canonical import TrainingConfig
 from ptycho_torch.config.execution import ExecutionConfig
 
+PROG = "ptycho-train"
+
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
-    parser = argparse.ArgumentParser(
-        prog="ptycho-train",
+    parser = OneLineParser(
+        prog=PROG,
         description="Train PtychoPINN on a scan. Precedence: defaults < --config < data file (N, nphotons) < --set < flags.",
     )
     add_config_flags(parser, config_metavar="RUN.yaml", config_help="Run file (YAML or JSON): training fields, model:, execution:.")
@@ -30,6 +32,13 @@ def _main(argv: Sequence[str] | None) -> int:
     from ptycho_torch.factory import create_training_payload
 
     payload = create_training_payload(args.config, **override_layers(args, destinations))
+    if args.dump_config:
+        from ptycho_torch.config.io import dump_run_file, resolved_run_sections
+
+        sections = resolved_run_sections(payload.training, payload.execution, cluster=payload.cluster)
+        path = dump_run_file(args.dump_config, sections, command=" ".join([PROG, *(argv if argv is not None else sys.argv[1:])]))
+        print(f"wrote the resolved run file to {path} (config hash: {payload.config_hash})")
+        return 0
     if args.explain:
         print(payload.explain())
         print(f"config hash: {payload.config_hash}")

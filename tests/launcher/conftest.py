@@ -14,7 +14,7 @@ def launcher_scan(tmp_path_factory) -> Path:
     from ptycho_torch.cli.simulate import main as simulate
 
     path = tmp_path_factory.mktemp("scan") / "tiny.npz"
-    assert simulate(["--out", str(path), "--N", "64", "--n_images", "16", "--object_size", "128",
+    assert simulate(["--out", str(path), "--N", "64", "--n-images", "16", "--object-size", "128",
                      "--scan", "random", "--seed", "3"]) == 0
     return path
 

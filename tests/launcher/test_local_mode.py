@@ -19,7 +19,7 @@ from ptycho_torch.cli.simulate import main as simulate
 
 def test_local_mode_trains_writes_bundle_and_keeps_the_config_hash(tmp_path: Path):
     scan = tmp_path / "scan.npz"
-    assert simulate(["--out", str(scan), "--n_images", "24", "--object_size", "128", "--scan", "random", "--seed", "2"]) == 0
+    assert simulate(["--out", str(scan), "--n-images", "24", "--object-size", "128", "--scan", "random", "--seed", "2"]) == 0
     config = {
         "train_data_file": str(scan), "nepochs": 1, "batch_size": 8, "n_groups": 24, "seed": 1,
         "model": {"N": 64, "gridsize": 1, "n_filters_scale": 1},
@@ -45,7 +45,7 @@ def test_local_mode_trains_writes_bundle_and_keeps_the_config_hash(tmp_path: Pat
 def test_local_mode_with_two_gloo_ranks(tmp_path: Path):
     """--local --devices 2: two CPU ranks on this machine (gloo), 1 thread each, the cluster's job path."""
     scan = tmp_path / "scan.npz"
-    assert simulate(["--out", str(scan), "--n_images", "32", "--object_size", "128", "--scan", "random", "--seed", "2"]) == 0
+    assert simulate(["--out", str(scan), "--n-images", "32", "--object-size", "128", "--scan", "random", "--seed", "2"]) == 0
     config = {
         "train_data_file": str(scan), "nepochs": 1, "batch_size": 8, "n_groups": 32, "seed": 1,
         "model": {"N": 64, "gridsize": 1, "n_filters_scale": 1},

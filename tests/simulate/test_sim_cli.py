@@ -73,8 +73,36 @@ def test_help_lists_every_field_with_its_description(capsys):
     assert info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     for name, field in SimulationConfig.model_fields.items():
-        assert f"--{name}" in text
+        assert f"--{name.replace('_', '-')}" in text
         assert " ".join(field.description.split())[:40] in text
+        if "_" in name:
+            assert f"--{name} " not in text and f"--{name}]" not in text  # the old spelling is hidden
+
+
+@pytest.mark.parametrize("flag", ["--n-images", "--n_images"])
+def test_dashed_and_hidden_underscore_spellings_both_work(tmp_path, flag):
+    dumped = tmp_path / "sim.yaml"
+    assert main(["--scan", "random", flag, "37", "--object_size", "96", "--dump-config", str(dumped)]) == 0
+    from ptycho_torch.config.io import read_mapping
+
+    values = read_mapping(dumped)
+    assert (values["n_images"], values["object_size"], values["scan"]) == (37, 96, "random")
+    assert not list(tmp_path.glob("*.npz"))  # --dump-config simulates nothing
+
+
+def test_dump_config_round_trips(tmp_path, capsys):
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    assert main(["--object", "grf", "--nphotons", "1e4", "--seed", "7", *FAST, "--dump-config", str(first)]) == 0
+    assert main(["--config", str(first), "--dump-config", str(second)]) == 0
+    body = lambda p: [ln for ln in p.read_text().splitlines() if not ln.startswith("#")]  # noqa: E731
+    assert body(first) == body(second)
+    assert "nphotons: 10000.0" in body(first)
+
+
+def test_out_is_required_without_dump_config(tmp_path, capsys):
+    assert main([*FAST]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--out" in err
 
 
 def test_module_entry_point_exit_code(tmp_path):

@@ -65,7 +65,7 @@ def tiny_scan(tmp_path_factory) -> Path:
     from ptycho_torch.cli.simulate import main as simulate
 
     path = tmp_path_factory.mktemp("data") / "tiny.npz"
-    assert simulate(["--out", str(path), "--N", "64", "--n_images", "32", "--object_size", "128",
+    assert simulate(["--out", str(path), "--N", "64", "--n-images", "32", "--object-size", "128",
                      "--scan", "random", "--seed", "1"]) == 0
     return path
 

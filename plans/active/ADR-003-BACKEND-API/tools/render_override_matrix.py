@@ -99,7 +99,12 @@ def layers_for(kind: str, path: str) -> str:
 def cli_text(kind: str, path: str, name: str) -> str:
     if kind == "inference" and path.startswith("model."):
         return "-"
-    return f"--{name.replace('_', '-')}"
+    flag = f"--{name.replace('_', '-')}"
+    if kind == "execution":
+        from ptycho_torch.cli.infer import INFERENCE_EXECUTION_FIELDS
+
+        return flag if name in INFERENCE_EXECUTION_FIELDS else f"{flag} (not ptycho-infer)"
+    return flag
 
 
 def table(rows: list[list[str]]) -> list[str]:
