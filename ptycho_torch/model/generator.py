@@ -106,8 +106,6 @@ class CNNGenerator(nn.Module):
             raise ValueError(f"CNNGenerator: N must be a power of two >= 16, got {N}")
         if amp_activation not in AMP_ACTIVATIONS:
             raise ValueError(f"CNNGenerator: amp_activation must be one of {AMP_ACTIVATIONS}, got {amp_activation!r}")
-        if gridsize < 1 or n_filters_scale < 1:
-            raise ValueError(f"CNNGenerator: gridsize and n_filters_scale must be >= 1, got {gridsize}, {n_filters_scale}")
         self.N, self.C = N, patterns_per_group(gridsize)
         self.input_channels = self.C if input_channels is None else int(input_channels)
         self.pad_object, self.probe_big = bool(pad_object), bool(probe_big and pad_object)

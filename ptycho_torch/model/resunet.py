@@ -150,8 +150,6 @@ class ResUNetGenerator(nn.Module):
             raise ValueError(f"ResUNetGenerator: amp_activation must be one of {tuple(_AMP_ACTS)}, got {amp_activation!r}")
         if norm not in NORMS:
             raise ValueError(f"ResUNetGenerator: norm must be one of {NORMS}, got {norm!r}")
-        if gridsize < 1 or n_filters_scale < 1:
-            raise ValueError(f"ResUNetGenerator: gridsize and n_filters_scale must be >= 1, got {gridsize}, {n_filters_scale}")
         self.N, self.C = N, patterns_per_group(gridsize)
         self.input_channels = self.C if input_channels is None else int(input_channels)
         self._amp_act = _AMP_ACTS[amp_activation]
