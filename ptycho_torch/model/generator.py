@@ -1,6 +1,6 @@
 """CNN generator: normalised diffraction amplitudes -> complex object patches.
 
-Layout (physics.md, "Network"):
+Layout (docs/physics.md, "Network"):
 
 - a shared encoder of ``(conv3x3, ReLU, conv3x3, ReLU, maxpool2)`` blocks going from
   ``N`` down to 8 pixels; widths ``[32s, 64s, 128s]`` (``s = n_filters_scale``) for
