@@ -42,13 +42,21 @@ class RankInfo:
     node: str
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "RankInfo":
-        env = dict(os.environ if env is None else env)
-        if "SLURM_PROCID" not in env and "RANK" in env:  # local ranks started by ptycho-launch --local --devices N
+    def from_env(cls) -> "RankInfo":
+        """Rank, local rank and world size from Lightning's ``SLURMEnvironment`` under srun
+        (``SLURM_PROCID``, ``SLURM_LOCALID``, ``SLURM_NTASKS``); from torchrun's variables for
+        ``ptycho-launch --local --devices N``; rank 0 otherwise."""
+        env = os.environ
+        if "SLURM_PROCID" in env:
+            from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+            slurm = SLURMEnvironment(auto_requeue=False)
+            return cls(rank=slurm.global_rank(), local_rank=slurm.local_rank(), world_size=slurm.world_size(),
+                       job_id=env.get("SLURM_JOB_ID"), node=env.get("SLURMD_NODENAME", os.uname().nodename))
+        if "RANK" in env:  # local ranks started by ptycho-launch --local --devices N
             return cls(rank=int(env["RANK"]), local_rank=int(env.get("LOCAL_RANK", 0)), world_size=int(env.get("WORLD_SIZE", 1)),
                        job_id=None, node=os.uname().nodename)
-        return cls(rank=int(env.get("SLURM_PROCID", 0)), local_rank=int(env.get("SLURM_LOCALID", 0)),
-                   world_size=int(env.get("SLURM_NTASKS", 1)), job_id=env.get("SLURM_JOB_ID"),
+        return cls(rank=0, local_rank=0, world_size=int(env.get("SLURM_NTASKS", 1)), job_id=env.get("SLURM_JOB_ID"),
                    node=env.get("SLURMD_NODENAME", os.uname().nodename))
 
     @property
