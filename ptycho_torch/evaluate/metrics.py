@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ptycho_torch.errors import ConfigError
-from ptycho_torch.evaluate.registration import align_to_reference, tukey_window
+from ptycho_torch.evaluate.registration import align_to_reference, tukey_window_2d
 
 __all__ = ["ssim", "psnr", "frc", "FRCResult", "ComparedImages", "compared_images", "evaluate_reconstruction"]
 
@@ -106,7 +106,7 @@ def frc(a: np.ndarray, b: np.ndarray, taper: float = 0.25) -> FRCResult:
     if a.shape != b.shape or a.ndim != 2:
         raise ConfigError("FRC needs two 2-D images of one shape", where="frc", found=f"{a.shape} and {b.shape}")
     height, width = a.shape
-    window = np.outer(tukey_window(height, taper), tukey_window(width, taper))
+    window = tukey_window_2d(height, width, taper)
     fa, fb = np.fft.fft2(a * window), np.fft.fft2(b * window)
     side = min(height, width)
     radius = np.hypot(np.fft.fftfreq(height)[:, None], np.fft.fftfreq(width)[None, :])
