@@ -13,6 +13,9 @@ evaluated crop, so a reconstruction can never change the scale it is judged on):
 FRC frequencies are in cycles/pixel (0 to 0.5).  The resolution cutoff is where the FRC
 first falls below the half-bit threshold (van Heel & Schatz, 2005), linearly interpolated
 between rings; 0.5 when it never does.
+
+SSIM, PSNR and the registration agree with scikit-image's under the settings listed in
+tests/evaluate/test_skimage_agreement.py (which checks them).
 """
 
 from __future__ import annotations
