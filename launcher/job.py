@@ -148,7 +148,6 @@ def _cluster_of(run: RunDir) -> Any:
 def run_job(run_dir: str | Path) -> dict[str, Any]:
     """Train the run in ``run_dir`` on this rank; returns rank 0's summary (every rank returns one)."""
     from launcher.preempt import PreemptionCallback, PreemptionFlag, PreemptionStop, preempt_signals
-
     from launcher.runlock import LOCKED_EXIT, RunLocked, claim, wait_for_claim
 
     run, info = RunDir(Path(run_dir)), RankInfo.from_env()
@@ -279,9 +278,8 @@ def _prepare_main(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ptycho_torch.cli.common import run_cli
-
     from launcher.rundir import default_runs_dir
+    from ptycho_torch.cli.common import run_cli
 
     parser = argparse.ArgumentParser(prog="python -m launcher.job", description="Job-side entry points of ptycho-launch.")
     sub = parser.add_subparsers(dest="cmd", required=True)

@@ -18,9 +18,8 @@ Scheduler meanings (a documented choice where upstream has no extra knobs):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-
 import typing
+from collections.abc import Iterable
 
 import torch
 

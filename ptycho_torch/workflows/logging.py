@@ -6,8 +6,8 @@ What is logged beside the loss: :mod:`ptycho_torch.workflows.diagnostics`.
 from __future__ import annotations
 
 from pathlib import Path
-from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 METRICS_DIRNAME = "metrics"
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import skimage.metrics as skimage_metrics  # a test dependency (pyproject.toml, the test extra)
 import skimage.registration as skimage_registration
 

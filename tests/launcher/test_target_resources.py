@@ -16,7 +16,14 @@ import pytest
 
 from launcher.config import ClusterConfig, build_cluster_config
 from launcher.errors import ClusterConfigError
-from launcher.spec import Resources, cpus_per_task, memory_request, sbatch_directives, slurm_parameters, task_environment
+from launcher.spec import (
+    Resources,
+    cpus_per_task,
+    memory_request,
+    sbatch_directives,
+    slurm_parameters,
+    task_environment,
+)
 from launcher.target import NodeShape, gpus_in_gres, parse_sinfo, resolve_target
 
 RECORDED_SINFO = """debug*|(null)|2|11051|2
