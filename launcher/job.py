@@ -22,7 +22,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from launcher import backend
 from launcher.errors import PreemptedError, SubmitError
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     p_prep.add_argument("--shell", action="store_true", help="print shell assignments (RUN_DIR, exports, PREEMPT_SIGNAL/DELAY) "
                         "after fitting the allocation's time limit to the run file")
 
-    def _main(a: list[str] | None) -> int:
+    def _main(a: Sequence[str] | None) -> int:
         args = parser.parse_args(a)
         if args.cmd == "prepare":
             return _prepare_main(args)

@@ -21,6 +21,7 @@ tests/evaluate/test_skimage_agreement.py (which checks them).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -215,7 +216,7 @@ def evaluate_reconstruction(
     bbox: tuple[int, int, int, int] | None = None,
     upsample: int = 100,
     weights: np.ndarray | None = None,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Compare a stitched reconstruction with the ground-truth object (both complex ``(H, W)``).
 
     1. Crop both to the scanned area: ``bbox = (y0, y1, x0, x1)`` (half-open) if given, else
