@@ -20,7 +20,6 @@ overhead is ``(5 * snapshot_s + 2000 * scalars_s) / (2000 * step_s)``.  Results 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile

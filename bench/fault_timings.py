@@ -82,7 +82,7 @@ class Bench:
         return match.group(1) if match else "?"
 
     def listed(self, run_id: str) -> list[str]:
-        line = next((l for l in self.cli("list").stdout.splitlines() if l.startswith(run_id + " ")), "")
+        line = next((row for row in self.cli("list").stdout.splitlines() if row.startswith(run_id + " ")), "")
         return line.split()[2:4]
 
 

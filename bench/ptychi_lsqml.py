@@ -62,6 +62,7 @@ def _import_ptychi():
 def run_lsqml(scan_path, epochs, device="cpu", batch_size=None, on_epoch=None):
     """Run pty-chi LSQML for ``epochs`` epochs; see the module docstring."""
     import torch
+
     from ptycho_torch.data import open_scan
 
     api, PtychographyTask = _import_ptychi()

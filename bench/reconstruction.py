@@ -63,10 +63,10 @@ PUBLISHED = {
     "gs1-curved": {"amp_ssim": 0.90},
     "gs1-disk": {"amp_ssim": 0.62},
     "inference_patterns_per_s_gpu_n64": 6100.0,
-    "note": "PtychoPINN paper figures (reference/physics.md): lines, N=64, nphotons 1e9; "
+    "note": "PtychoPINN paper figures (docs/physics.md): lines, N=64, nphotons 1e9; "
     "published inference speed excludes stitching, ours includes it",
 }
-"""Published figures printed beside ours (from /work/shared/reference/physics.md)."""
+"""Published figures printed beside ours (docs/physics.md, "Published figures")."""
 
 
 @dataclass(frozen=True)

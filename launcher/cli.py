@@ -24,7 +24,13 @@ from typing import Any, Sequence
 
 from launcher.config import ClusterConfig
 from launcher.errors import PreflightError, RunNotFoundError
-from ptycho_torch.cli.fields import OneLineParser, add_dump_config_flag, add_field_flags, flag_overrides, parse_key_values
+from ptycho_torch.cli.fields import (
+    OneLineParser,
+    add_dump_config_flag,
+    add_field_flags,
+    flag_overrides,
+    parse_key_values,
+)
 
 SUBCOMMANDS = ("status", "logs", "cancel", "list", "resume")
 EXECUTION_PREFIX = "execution."
@@ -122,8 +128,8 @@ def sweep_members(args: argparse.Namespace) -> list[dict[str, Any]]:
 def main_submit(argv: Sequence[str]) -> int:
     from launcher import registry, submit
     from launcher.config import read_cluster_file
-    from launcher.prepare import LaunchRequest, resolve_run, write_run
     from launcher.preflight import run_preflight
+    from launcher.prepare import LaunchRequest, resolve_run, write_run
 
     args = build_submit_parser().parse_args(argv)
     exec_flags = section_flags(args, EXECUTION_PREFIX)
@@ -179,8 +185,8 @@ def _submit_sweep(args: argparse.Namespace, base: Any, members: list[dict[str, A
     from dataclasses import replace
 
     from launcher import submit
-    from launcher.prepare import resolve_run, write_run
     from launcher.preflight import run_preflight
+    from launcher.prepare import resolve_run, write_run
     from launcher.rundir import new_run_id
 
     if args.local:
@@ -326,8 +332,8 @@ def main_lifecycle(argv: Sequence[str]) -> int:
 def _resume(run: Any, wait: bool, force: bool = False) -> int:
     from launcher import backend, registry, submit
     from launcher.config import build_cluster_config
-    from launcher.prepare import PreparedRun
     from launcher.preflight import run_preflight
+    from launcher.prepare import PreparedRun
     from launcher.spec import Resources
 
     payload = backend.create_training_payload(run.config_file)

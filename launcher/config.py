@@ -26,7 +26,6 @@ _MEM_RE = re.compile(r"^\d+[KMGT]?$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SBATCH_KEY_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 FORBIDDEN_JOB_NAMES = ("bash", "interactive")
-PREEMPT_SIGNAL_NAMES = ("USR1", "USR2", "TERM")
 # sbatch options that ptycho-launch sets itself: a passthrough may not set them (field or flag to use instead)
 MANAGED_SBATCH_OPTIONS = {
     "nodes": "--nodes", "ntasks-per-node": "--devices", "ntasks": "--devices and --nodes", "cpus-per-task": "--cpus-per-task",

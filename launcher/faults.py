@@ -40,12 +40,14 @@ def fault_callbacks(rank: int, attempt: int = 1) -> list[Any]:
         return []
     from lightning.pytorch.callbacks import Callback
 
+    injected: dict[str, Any] = fault  # not None from here on (the closure below keeps the narrowing)
+
     class Inject(Callback):
         def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
-            if trainer.global_step < fault["step"]:
+            if trainer.global_step < injected["step"]:
                 return
-            print(f"[launcher] injecting {fault['kind']} on rank {rank} at step {trainer.global_step}", flush=True)
-            if fault["kind"] == "crash":
+            print(f"[launcher] injecting {injected['kind']} on rank {rank} at step {trainer.global_step}", flush=True)
+            if injected["kind"] == "crash":
                 raise RuntimeError(f"injected fault ({FAULT_ENV}) on rank {rank} at step {trainer.global_step}")
             while True:
                 time.sleep(1.0)

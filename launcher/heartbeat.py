@@ -79,7 +79,8 @@ def main_thread_waiting() -> tuple[bool, str | None]:
     import sys
     import traceback
 
-    frame = sys._current_frames().get(threading.main_thread().ident)
+    ident = threading.main_thread().ident
+    frame = sys._current_frames().get(ident) if ident is not None else None
     if frame is None:
         return False, None
     stack = traceback.extract_stack(frame)

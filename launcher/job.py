@@ -22,7 +22,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from launcher import backend
 from launcher.errors import PreemptedError, SubmitError
@@ -42,13 +42,21 @@ class RankInfo:
     node: str
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "RankInfo":
-        env = dict(os.environ if env is None else env)
-        if "SLURM_PROCID" not in env and "RANK" in env:  # local ranks started by ptycho-launch --local --devices N
+    def from_env(cls) -> "RankInfo":
+        """Rank, local rank and world size from Lightning's ``SLURMEnvironment`` under srun
+        (``SLURM_PROCID``, ``SLURM_LOCALID``, ``SLURM_NTASKS``); from torchrun's variables for
+        ``ptycho-launch --local --devices N``; rank 0 otherwise."""
+        env = os.environ
+        if "SLURM_PROCID" in env:
+            from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+            slurm = SLURMEnvironment(auto_requeue=False)
+            return cls(rank=slurm.global_rank(), local_rank=slurm.local_rank(), world_size=slurm.world_size(),
+                       job_id=env.get("SLURM_JOB_ID"), node=env.get("SLURMD_NODENAME", os.uname().nodename))
+        if "RANK" in env:  # local ranks started by ptycho-launch --local --devices N
             return cls(rank=int(env["RANK"]), local_rank=int(env.get("LOCAL_RANK", 0)), world_size=int(env.get("WORLD_SIZE", 1)),
                        job_id=None, node=os.uname().nodename)
-        return cls(rank=int(env.get("SLURM_PROCID", 0)), local_rank=int(env.get("SLURM_LOCALID", 0)),
-                   world_size=int(env.get("SLURM_NTASKS", 1)), job_id=env.get("SLURM_JOB_ID"),
+        return cls(rank=0, local_rank=0, world_size=int(env.get("SLURM_NTASKS", 1)), job_id=env.get("SLURM_JOB_ID"),
                    node=env.get("SLURMD_NODENAME", os.uname().nodename))
 
     @property
@@ -140,7 +148,6 @@ def _cluster_of(run: RunDir) -> Any:
 def run_job(run_dir: str | Path) -> dict[str, Any]:
     """Train the run in ``run_dir`` on this rank; returns rank 0's summary (every rank returns one)."""
     from launcher.preempt import PreemptionCallback, PreemptionFlag, PreemptionStop, preempt_signals
-
     from launcher.runlock import LOCKED_EXIT, RunLocked, claim, wait_for_claim
 
     run, info = RunDir(Path(run_dir)), RankInfo.from_env()
@@ -271,9 +278,8 @@ def _prepare_main(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ptycho_torch.cli.common import run_cli
-
     from launcher.rundir import default_runs_dir
+    from ptycho_torch.cli.common import run_cli
 
     parser = argparse.ArgumentParser(prog="python -m launcher.job", description="Job-side entry points of ptycho-launch.")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -286,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     p_prep.add_argument("--shell", action="store_true", help="print shell assignments (RUN_DIR, exports, PREEMPT_SIGNAL/DELAY) "
                         "after fitting the allocation's time limit to the run file")
 
-    def _main(a: list[str] | None) -> int:
+    def _main(a: Sequence[str] | None) -> int:
         args = parser.parse_args(a)
         if args.cmd == "prepare":
             return _prepare_main(args)

@@ -18,13 +18,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.callbacks import Callback
+
+from ptycho_torch import atomic_path
 
 PREEMPT_SIGNALS = (signal.SIGUSR2,)
 
@@ -106,11 +107,14 @@ def flush_step_metrics(trainer: Any) -> None:
 
 
 def save_checkpoint_atomic(trainer: Any, target: Path) -> Path:
-    """``trainer.save_checkpoint`` on all ranks into a hidden temporary name, rank 0 renames it."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial")
-    trainer.save_checkpoint(str(partial))  # collective; rank 0 writes, ends with a barrier
+    """``trainer.save_checkpoint`` on all ranks (a collective); rank 0 writes it through
+    :func:`ptycho_torch.atomic.atomic_path` (temporary name, fsync, rename), so ``target`` is
+    either absent or complete.  Under DDP only rank 0 writes: the other ranks' path is unused.
+    """
     if trainer.is_global_zero:
-        os.replace(partial, target)
+        with atomic_path(target) as tmp:
+            trainer.save_checkpoint(str(tmp))  # collective; ends with a barrier
+    else:
+        trainer.save_checkpoint(str(target))
     trainer.strategy.barrier("preempt-checkpoint-renamed")
     return target

@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ptycho_torch import write_json_atomic as _write_json_atomic
-
 from launcher.errors import RunNotFoundError
+from ptycho_torch import write_json_atomic as _write_json_atomic
 
 RUNS_DIR_ENV = "PTYCHO_RUNS_DIR"
 _SLUG_RE = re.compile(r"[^A-Za-z0-9._-]+")

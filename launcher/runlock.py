@@ -21,7 +21,6 @@ import socket
 import subprocess
 import time
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Callable, Iterator
 
 from launcher.rundir import RunDir, read_json, write_json_atomic

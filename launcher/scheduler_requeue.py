@@ -56,8 +56,9 @@ def batch_log(run: RunDir, job_id: str) -> str:
     ``--output`` file instead, which is read too.
     """
     paths = [Path(run.launch().get("log_dir") or run.logs_dir) / f"{job_id}_0_log.err"]
-    if run.launch().get("mode") == "sbatch":
-        paths.append(_job_stderr(job_id))
+    job_stderr = _job_stderr(job_id) if run.launch().get("mode") == "sbatch" else None
+    if job_stderr is not None:
+        paths.append(job_stderr)
     texts = []
     for path in dict.fromkeys(p.resolve() for p in paths if p is not None):
         try:

@@ -68,7 +68,8 @@ def make_executor(prepared: PreparedRun, folder: Path, *, render_only: bool = Fa
 def render_sbatch(prepared: PreparedRun, array_size: int | None = None) -> str:
     """The exact sbatch script submitit would submit for this run (nothing is submitted).
 
-    Uses submitit 1.5's ``_make_submission_file_text``, the function its submission calls.
+    Uses submitit 1.5's private ``_make_submission_file_text``, the function its submission calls
+    (pyproject.toml pins submitit to 1.5.x for it).
     Needs no SLURM command on PATH.
     """
     executor = make_executor(prepared, prepared.run.logs_dir, render_only=True, single_run=not array_size,

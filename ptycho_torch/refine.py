@@ -49,11 +49,13 @@ Pure torch plus numpy; runs on any device; no Lightning.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -321,11 +323,12 @@ def refine_object(
     start_obj = obj.clone()
     _, deviance_before, held_before = full_pass(obj, probe_t)
     misfit_before = deviance_before / n_pixels
-    best = {"held": held_before, "iteration": 0, "object": start_obj, "probe": probe_t}
+    best: dict[str, Any] = {"held": held_before, "iteration": 0, "object": start_obj, "probe": probe_t}
 
     # with a fixed probe each batch's illumination never changes: compute it once if it fits
-    batch_lit = [illumination(g, probe_t) for g in batch_geometry]
-    full_illumination = sum(batch_lit)
+    lit_per_batch = [illumination(g, probe_t) for g in batch_geometry]
+    full_illumination = functools.reduce(torch.add, lit_per_batch)
+    batch_lit: list[torch.Tensor] | None = lit_per_batch
     if refine_probe or len(batches) * 4 * shape[0] * shape[1] > DATA_CACHE_BYTES:
         batch_lit = None
     curve: list[float] = []
@@ -405,7 +408,8 @@ def refine_object(
         probe_t = torch.as_tensor(probe_np.astype(np.complex64)).to(device)
     lit = full_illumination
     result_obj = _as_complex(obj)
-    result_obj[lit < WEIGHT_FLOOR * lit.max()] = complex(float("nan"), float("nan"))  # as stitching does
+    result_obj[lit < WEIGHT_FLOOR * lit.max()] = torch.tensor(complex(float("nan"), float("nan")),
+                                                              dtype=result_obj.dtype)  # as stitching does
     return RefineResult(
         object=result_obj.cpu().numpy().astype(np.complex64),
         probe=probe_t.detach().cpu().numpy().astype(np.complex64),

@@ -24,7 +24,7 @@ import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from pydantic import BaseModel
 
@@ -236,6 +236,13 @@ def add_dump_config_flag(parser: argparse.ArgumentParser) -> None:
                         "edit it and pass it back with --config.")
 
 
-def override_layers(args: argparse.Namespace, destinations: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+class OverrideLayers(TypedDict):
+    """The two override layers the factories take as keyword arguments."""
+
+    overrides: dict[str, Any]
+    flag_overrides: dict[str, Any]
+
+
+def override_layers(args: argparse.Namespace, destinations: Mapping[str, str]) -> OverrideLayers:
     """The factories' ``overrides`` (from ``--set``) and ``flag_overrides`` (named flags) arguments."""
     return {"overrides": parse_set_overrides(args.overrides), "flag_overrides": flag_overrides(args, destinations)}

@@ -8,7 +8,7 @@ unknown key, with the closest match first).
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -25,7 +25,7 @@ class FrozenConfig(BaseModel):
         return list(cls.model_fields)
 
     @classmethod
-    def from_mapping(cls, data: Any, *, where: str = "") -> "FrozenConfig":
+    def from_mapping(cls, data: Any, *, where: str = "") -> Self:
         """Validate ``data`` into this model; any problem becomes one :class:`ConfigError`."""
         if data is None:
             data = {}

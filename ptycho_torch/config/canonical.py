@@ -81,7 +81,7 @@ class ModelConfig(FrozenConfig):
     pad_object: bool = Field(True, description="Zero-pad the predicted central N/2 region to N (upstream's default layout).")
     probe_scale: float = Field(4.0, gt=0.0, le=1.0e6, description="The probe is divided by this before illumination.")
     gaussian_smoothing_sigma: float = Field(
-        0.0, ge=0.0, le=32.0, description="Sigma (pixels) of a Gaussian smoothing of the predicted object; 0 disables it."
+        0.0, ge=0.0, le=32.0, description="Sigma (pixels) of a Gaussian blur of the probe before illumination; 0 disables it."
     )
 
     @field_validator("model_type")

@@ -135,7 +135,7 @@ class RunFileDumper(yaml.SafeDumper):
 
 
 def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    tag = RunFileLoader.resolve(RunFileLoader, yaml.ScalarNode, data, (True, False))  # type: ignore[arg-type]
+    tag = RunFileLoader.resolve(RunFileLoader, yaml.ScalarNode, data, (True, False))
     style = "'" if tag != "tag:yaml.org,2002:str" else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 

@@ -92,7 +92,7 @@ def find_diffraction_key(path: Any, keys: set[str] | frozenset[str]) -> str:
     missing = [k for k in REQUIRED_KEYS if k not in keys]
     if dkey is None:
         missing.insert(0, "diffraction")
-    if missing:
+    if dkey is None or missing:
         raise contract_error(
             path, missing[0], "missing required key",
             expected=f"keys {', '.join(('diffraction',) + REQUIRED_KEYS)}",

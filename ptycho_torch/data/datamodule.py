@@ -85,7 +85,8 @@ class PtychoDataModule(L.LightningDataModule):
         self.train_groups = self._groups(self.train_reader, n_groups)
         self.val_groups = None if self.test_reader is None else self._groups(self.test_reader, val_n_groups)
         self.train_dataset = PtychoDataset(self.train_reader, self.train_groups)
-        self.val_dataset = None if self.val_groups is None else PtychoDataset(self.test_reader, self.val_groups)
+        self.val_dataset = (None if self.test_reader is None or self.val_groups is None
+                            else PtychoDataset(self.test_reader, self.val_groups))
         self._train_sampler: ShardedEpochSampler | None = None
         self._pending_skip = 0
 

@@ -24,6 +24,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from ptycho_torch.config.canonical import patterns_per_group
 from ptycho_torch.errors import ConfigError
@@ -65,16 +66,6 @@ class Groups:
 
 def _knn(points: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     """Indices (q, k) of the k nearest ``points`` to each query, nearest first."""
-    try:
-        from scipy.spatial import cKDTree
-    except ImportError:  # scipy is optional: chunked brute force
-        out = np.empty((queries.shape[0], k), dtype=np.int64)
-        for s in range(0, queries.shape[0], 1024):
-            d2 = np.square(queries[s:s + 1024, None, :] - points[None, :, :]).sum(-1)
-            part = np.argpartition(d2, k - 1, axis=1)[:, :k]
-            order = np.argsort(np.take_along_axis(d2, part, axis=1), axis=1, kind="stable")
-            out[s:s + 1024] = np.take_along_axis(part, order, axis=1)
-        return out
     _, idx = cKDTree(points).query(queries, k=k)
     return np.asarray(idx, dtype=np.int64).reshape(queries.shape[0], k)
 

@@ -46,6 +46,7 @@ class Hdf5ScanReader(ScanReader):
 
     kind = "HDF5"
     _transient: ClassVar[tuple[str, ...]] = ("_h5",)
+    _h5: h5py.File | None  # the open file, opened lazily (per process)
 
     def _open_file(self) -> h5py.File:
         try:

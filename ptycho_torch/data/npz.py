@@ -109,6 +109,8 @@ class NpzScanReader(ScanReader):
 
     kind = "NPZ"
     _transient: ClassVar[tuple[str, ...]] = ("_frames", "_file")
+    _frames: np.ndarray | None  # the stacked frames (memmap or loaded), opened lazily
+    _file: Any  # the open file the frames are read from (the scan, or a spilled copy)
 
     def _close_transient(self) -> None:
         if self._file is not None and self._owned():
@@ -207,7 +209,7 @@ class NpzScanReader(ScanReader):
             return out
         handle, base = self._open_frames_file()
         frame_bytes = out[0].nbytes
-        flat = memoryview(out.reshape(-1).view(np.uint8))
+        flat = memoryview(out.reshape(-1).view(np.uint8).data)
         breaks = np.flatnonzero(np.diff(indices) != 1) + 1
         for first, stop in zip(np.concatenate(([0], breaks)), np.concatenate((breaks, [indices.size]))):
             offset = base + int(indices[first]) * frame_bytes
@@ -260,7 +262,7 @@ def write_scan_npz(path: str | os.PathLike[str], arrays: dict[str, Any], metadat
     Returns the final path.
     """
     path = Path(path)
-    payload = {k: np.asarray(v) for k, v in arrays.items()}
+    payload: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
     if metadata is not None:
         payload[contract.METADATA_KEY] = np.array(encode_metadata(metadata))
     save = np.savez_compressed if compressed else np.savez

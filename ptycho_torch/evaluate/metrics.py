@@ -13,16 +13,20 @@ evaluated crop, so a reconstruction can never change the scale it is judged on):
 FRC frequencies are in cycles/pixel (0 to 0.5).  The resolution cutoff is where the FRC
 first falls below the half-bit threshold (van Heel & Schatz, 2005), linearly interpolated
 between rings; 0.5 when it never does.
+
+SSIM, PSNR and the registration agree with scikit-image's under the settings listed in
+tests/evaluate/test_skimage_agreement.py (which checks them).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ptycho_torch.errors import ConfigError
-from ptycho_torch.evaluate.registration import align_to_reference, tukey_window
+from ptycho_torch.evaluate.registration import align_to_reference, tukey_window_2d
 
 __all__ = ["ssim", "psnr", "frc", "FRCResult", "ComparedImages", "compared_images", "evaluate_reconstruction"]
 
@@ -106,7 +110,7 @@ def frc(a: np.ndarray, b: np.ndarray, taper: float = 0.25) -> FRCResult:
     if a.shape != b.shape or a.ndim != 2:
         raise ConfigError("FRC needs two 2-D images of one shape", where="frc", found=f"{a.shape} and {b.shape}")
     height, width = a.shape
-    window = np.outer(tukey_window(height, taper), tukey_window(width, taper))
+    window = tukey_window_2d(height, width, taper)
     fa, fb = np.fft.fft2(a * window), np.fft.fft2(b * window)
     side = min(height, width)
     radius = np.hypot(np.fft.fftfreq(height)[:, None], np.fft.fftfreq(width)[None, :])
@@ -212,7 +216,7 @@ def evaluate_reconstruction(
     bbox: tuple[int, int, int, int] | None = None,
     upsample: int = 100,
     weights: np.ndarray | None = None,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Compare a stitched reconstruction with the ground-truth object (both complex ``(H, W)``).
 
     1. Crop both to the scanned area: ``bbox = (y0, y1, x0, x1)`` (half-open) if given, else

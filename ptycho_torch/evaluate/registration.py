@@ -17,9 +17,10 @@ removed before any metric is computed.
 from __future__ import annotations
 
 import numpy as np
+from scipy.signal.windows import tukey
 
 __all__ = [
-    "tukey_window",
+    "tukey_window_2d",
     "find_shift",
     "apply_shift",
     "align_to_reference",
@@ -38,17 +39,16 @@ def _upsampled_correlation(product: np.ndarray, rows_px: np.ndarray, cols_px: np
     return kernel_y @ product @ kernel_x
 
 
-def tukey_window(length: int, alpha: float = 0.25) -> np.ndarray:
-    """1-D Tukey (tapered cosine) window: flat middle, cosine tapers over ``alpha/2`` each end."""
-    if alpha <= 0 or length < 3:
-        return np.ones(length)
-    x = np.arange(length) / (length - 1)
-    edge = alpha / 2.0
-    window = np.ones(length)
-    low, high = x < edge, x > 1.0 - edge
-    window[low] = 0.5 * (1.0 - np.cos(np.pi * x[low] / edge))
-    window[high] = 0.5 * (1.0 - np.cos(np.pi * (1.0 - x[high]) / edge))
-    return window
+def tukey_window_2d(height: int, width: int, taper: float = 0.25) -> np.ndarray:
+    """``(height, width)`` separable Tukey (tapered cosine) window, ``scipy.signal.windows.tukey``
+    per axis with ``alpha = taper`` (flat middle, cosine tapers over ``taper/2`` at each end).
+
+    ``taper <= 0`` and axes shorter than 3 pixels are left unweighted (ones).
+    """
+    def axis(length: int) -> np.ndarray:
+        return np.ones(length) if taper <= 0 or length < 3 else tukey(length, taper)
+
+    return np.outer(axis(height), axis(width))
 
 
 def find_shift(
@@ -69,7 +69,7 @@ def find_shift(
     if upsample < 1:
         raise ValueError(f"upsample must be >= 1, got {upsample}")
     height, width = reference.shape
-    window = np.outer(tukey_window(height, taper), tukey_window(width, taper))
+    window = tukey_window_2d(height, width, taper)
     product = np.fft.fft2((moving - moving.mean()) * window) * np.conj(
         np.fft.fft2((reference - reference.mean()) * window)
     )

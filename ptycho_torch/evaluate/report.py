@@ -90,8 +90,8 @@ def _frc_panel(ax: Any, curves: Mapping[str, Sequence[float]], metrics: Mapping[
 
 def _loss_panel(ax: Any, losses: Mapping[str, LossCurve]) -> None:
     positive = True
-    for name, (steps, values) in losses.items():
-        values = np.asarray(values, dtype=float)
+    for name, (steps, curve) in losses.items():
+        values = np.asarray(curve, dtype=float)
         positive = positive and bool((values[np.isfinite(values)] > 0).all())
         ax.plot(steps, values, marker="o" if len(values) < 30 else None, markersize=3, label=name)
     if positive:

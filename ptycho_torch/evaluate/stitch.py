@@ -28,6 +28,8 @@ ever held); :func:`stitch_patches` is the one-call numpy front end.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -83,8 +85,10 @@ def resample_batch(windows: torch.Tensor, weights_y: torch.Tensor, weights_x: to
     """Separable filtering of ``windows [n, K, L, L]`` with per-item taps ``[n, T]``: ``[n, K, L-T+1, L-T+1]``."""
     taps = weights_y.shape[1]
     size = windows.shape[-1] - taps + 1
-    along_y = sum(weights_y[:, s, None, None, None] * windows[:, :, s : s + size, :] for s in range(taps))
-    return sum(weights_x[:, t, None, None, None] * along_y[:, :, :, t : t + size] for t in range(taps))
+    along_y = functools.reduce(torch.add, (weights_y[:, s, None, None, None] * windows[:, :, s : s + size, :]
+                                           for s in range(taps)))
+    return functools.reduce(torch.add, (weights_x[:, t, None, None, None] * along_y[:, :, :, t : t + size]
+                                        for t in range(taps)))
 
 
 class ObjectStitcher:
@@ -160,9 +164,9 @@ class ObjectStitcher:
         obj_r, obj_c = _nearest_start(positions_xy, N, first)
         outside = (obj_r < 0) | (obj_c < 0) | (obj_r + size > self.height) | (obj_c + size > self.width)
         if outside.any():
-            k = int(np.flatnonzero(outside)[0])
+            bad = int(np.flatnonzero(outside)[0])
             raise ConfigError(
-                f"patch {self.n_added + k} at (x={positions_xy[k, 0]:.2f}, y={positions_xy[k, 1]:.2f}) "
+                f"patch {self.n_added + bad} at (x={positions_xy[bad, 0]:.2f}, y={positions_xy[bad, 1]:.2f}) "
                 "falls outside the canvas",
                 where="stitch(object_shape)", expected="a canvas holding every patch",
                 found=f"{self.height}x{self.width}", hint="use canvas_shape(positions, N) or the objectGuess shape",
@@ -209,9 +213,9 @@ class ObjectStitcher:
         else:
             covered = weights > 0
             denominator = weights.clamp_min(1.0)
-        values = self._values / denominator[:, None]
-        values[~covered] = float("nan")
-        values = values.cpu().numpy().astype(np.float32)
+        averaged = self._values / denominator[:, None]
+        averaged[~covered] = float("nan")
+        values = averaged.cpu().numpy().astype(np.float32)
         shape = (self.height, self.width)
         weights_np = weights.cpu().numpy().astype(np.float32).reshape(shape)
         if complex_output:

@@ -1,6 +1,6 @@
 """CNN generator: normalised diffraction amplitudes -> complex object patches.
 
-Layout (physics.md, "Network"):
+Layout (docs/physics.md, "Network"):
 
 - a shared encoder of ``(conv3x3, ReLU, conv3x3, ReLU, maxpool2)`` blocks going from
   ``N`` down to 8 pixels; widths ``[32s, 64s, 128s]`` (``s = n_filters_scale``) for
@@ -19,6 +19,7 @@ Input ``[B, C, N, N]`` float32 (normalised amplitude, see docs/conventions.md); 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -90,6 +91,8 @@ class CNNGenerator(nn.Module):
             when the module adds the physics estimate, :mod:`ptycho_torch.physics.estimate`).
     """
 
+    centre: torch.Tensor  # buffer: the central N/2 x N/2 mask (registered with pad_object)
+
     def __init__(
         self,
         N: int = 64,
@@ -109,7 +112,7 @@ class CNNGenerator(nn.Module):
         self.N, self.C = N, patterns_per_group(gridsize)
         self.input_channels = self.C if input_channels is None else int(input_channels)
         self.pad_object, self.probe_big = bool(pad_object), bool(probe_big and pad_object)
-        self._amp_act = _activation(amp_activation)
+        self._amp_act: Callable[[torch.Tensor], torch.Tensor] = _activation(amp_activation)
         levels = int(math.log2(N // _BOTTLENECK_PX))
         s = n_filters_scale
         widths = [32 * s, 64 * s, 128 * s][:levels] + [128 * s] * max(0, levels - 3)
@@ -143,7 +146,8 @@ class CNNGenerator(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
 
     def _assemble(self, centre: torch.Tensor, border: torch.Tensor | None, act) -> torch.Tensor:
         """Activate; with pad_object zero-pad the centre to N and fill the border if given."""
@@ -162,8 +166,10 @@ class CNNGenerator(nn.Module):
                 f"CNNGenerator: input must be [B, {self.input_channels}, {self.N}, {self.N}], got {tuple(x.shape)}"
             )
         z = self.encoder(x.float().contiguous(memory_format=torch.channels_last))
-        amp = self._assemble(*self.amp_decoder(z), self._amp_act)
-        phase = self._assemble(*self.phase_decoder(z), lambda t: math.pi * torch.tanh(t))
+        amp_centre, amp_border = self.amp_decoder(z)
+        phase_centre, phase_border = self.phase_decoder(z)
+        amp = self._assemble(amp_centre, amp_border, self._amp_act)
+        phase = self._assemble(phase_centre, phase_border, lambda t: math.pi * torch.tanh(t))
         amp, phase = amp.float().contiguous(), phase.float().contiguous()
         # explicit form rather than torch.polar: swish amplitudes can be slightly negative
         return torch.complex(amp * torch.cos(phase), amp * torch.sin(phase))

@@ -13,7 +13,7 @@ Data flow for a batch (docs/conventions.md)::
 
 Units.  The whole loss is evaluated in normalised units.  With
 ``s_norm = sqrt(nphotons) / (N/2)`` the measured counts ``(s_norm * X_norm)^2`` equal
-``(s * X)^2`` with the physics.md scale ``s = sqrt(nphotons / mean_total_intensity)``
+``(s * X)^2`` with the docs/physics.md scale ``s = sqrt(nphotons / mean_total_intensity)``
 on raw amplitudes, so the likelihood is the same; only the constant divisor "mean of
 X" is taken on ``X_norm`` (so the loss value does not depend on the file's units).
 The trainable ``log_intensity_scale`` starts at ``log(s_norm)`` and multiplies only the

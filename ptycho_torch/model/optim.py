@@ -18,9 +18,8 @@ Scheduler meanings (a documented choice where upstream has no extra knobs):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-
 import typing
+from collections.abc import Iterable
 
 import torch
 
@@ -68,16 +67,16 @@ def build_scheduler(optimizer: torch.optim.Optimizer, optim: dict) -> dict | Non
         return None
     if name == "Exponential":
         gamma = ratio ** (1.0 / nepochs)
-        sched = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
-        return {"scheduler": sched, "interval": "epoch"}
+        exponential = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
+        return {"scheduler": exponential, "interval": "epoch"}
     if name == "WarmupCosine":
         warmup = int(optim["lr_warmup_epochs"])
-        sched = torch.optim.lr_scheduler.LambdaLR(
+        warmup_cosine = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda e: warmup_cosine_factor(e, warmup, nepochs, ratio)
         )
-        return {"scheduler": sched, "interval": "epoch"}
+        return {"scheduler": warmup_cosine, "interval": "epoch"}
     if name == "ReduceLROnPlateau":
         min_lr = float(optim["learning_rate"]) * ratio
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=2, min_lr=min_lr)
-        return {"scheduler": sched, "interval": "epoch", "monitor": PLATEAU_MONITOR}
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=2, min_lr=min_lr)
+        return {"scheduler": plateau, "interval": "epoch", "monitor": PLATEAU_MONITOR}
     raise ValueError(f"unknown scheduler {name!r}; valid: {SCHEDULERS}")

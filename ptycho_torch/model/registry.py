@@ -19,7 +19,7 @@ GENERATORS: dict[str, type[nn.Module]] = {
     "cnn": CNNGenerator,
     "resunet": ResUNetGenerator,
 }
-"""Name -> generator class.  'cnn': the original encoder + two decoders (physics.md);
+"""Name -> generator class.  'cnn': the original encoder + two decoders (docs/physics.md);
 'resunet': residual U-Net with skip connections, GroupNorm + SiLU, small output heads."""
 
 ARCHITECTURES = tuple(GENERATORS)

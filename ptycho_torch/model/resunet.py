@@ -32,6 +32,7 @@ Input ``[B, C, N, N]`` float32 (normalised amplitude, see docs/conventions.md); 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +45,7 @@ __all__ = ["ResUNetGenerator", "SpectralMix", "NORMS"]
 NORMS = ("group", "batch", "none")
 """Normalisation layers accepted by :class:`ResUNetGenerator`."""
 
-_AMP_ACTS = {"sigmoid": torch.sigmoid, "swish": F.silu, "softplus": F.softplus, "relu": F.relu}
+_AMP_ACTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"sigmoid": torch.sigmoid, "swish": F.silu, "softplus": F.softplus, "relu": F.relu}
 _BOTTLENECK_PX = 8
 
 
@@ -126,6 +127,8 @@ class ResUNetGenerator(nn.Module):
             :mod:`ptycho_torch.physics.estimate`).
     """
 
+    centre: torch.Tensor  # buffer: the central N/2 x N/2 mask (registered when the border is zeroed)
+
     def __init__(
         self,
         N: int = 64,
@@ -152,7 +155,7 @@ class ResUNetGenerator(nn.Module):
             raise ValueError(f"ResUNetGenerator: norm must be one of {NORMS}, got {norm!r}")
         self.N, self.C = N, patterns_per_group(gridsize)
         self.input_channels = self.C if input_channels is None else int(input_channels)
-        self._amp_act = _AMP_ACTS[amp_activation]
+        self._amp_act: Callable[[torch.Tensor], torch.Tensor] = _AMP_ACTS[amp_activation]
         self.zero_border = bool(pad_object and not probe_big)
         levels = int(math.log2(N // _BOTTLENECK_PX))
         base = 32 * n_filters_scale
@@ -195,7 +198,8 @@ class ResUNetGenerator(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
         with torch.no_grad():
             self.amp_head.weight.mul_(head_scale)
             self.phase_head.weight.mul_(head_scale)

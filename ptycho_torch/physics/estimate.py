@@ -58,14 +58,14 @@ def patch_estimate(
         start = start.clamp_min(1e-12)
         obj = start.to(torch.complex64).expand_as(measured).clone()
         step = illumination.conj() / power.max().clamp_min(1e-30)
-        group = offsets_xy is not None and amplitude.shape[1] > 1
+        group_offsets = offsets_xy.float() if offsets_xy is not None and amplitude.shape[1] > 1 else None
         for _ in range(int(iterations)):
             psi = obj * illumination
             far = torch.fft.fft2(psi) / n
             far = measured * torch.exp(1j * torch.angle(far))
             obj = obj + step * (torch.fft.ifft2(far) * n - psi)
-            if group:
-                obj = overlap_constraint(obj, offsets_xy.float())
+            if group_offsets is not None:
+                obj = overlap_constraint(obj, group_offsets)
         return obj / start
 
 

@@ -1,6 +1,6 @@
 """Forward model as named stages: object patches -> predicted diffraction amplitude.
 
-Stages, in the order :class:`ForwardModel` applies them (physics.md, docs/conventions.md):
+Stages, in the order :class:`ForwardModel` applies them (docs/physics.md, docs/conventions.md):
 
 1. :func:`~ptycho_torch.physics.overlap.overlap_constraint` (gridsize > 1 and
    ``object_big``): the group's patches are merged and re-extracted;

@@ -1,4 +1,4 @@
-"""Losses between predicted and measured diffraction amplitudes (physics.md, step 6).
+"""Losses between predicted and measured diffraction amplitudes (docs/physics.md, "Loss").
 
 Both amplitudes are ``[B, C, N, N]`` float32.  A photon scale turns amplitudes into
 counts: the measured counts are ``k = (s * X)^2``; the predicted rate is

@@ -16,7 +16,7 @@ their masks overlap; beyond its own mask a patch takes its neighbours' content, 
 is zero outside the union of the masks.
 
 How this relates to the upstream formulation (merge all patches on one canvas centred
-at the group centre, then cut each back out, physics.md): for integer relative offsets
+at the group centre, then cut each back out, docs/physics.md): for integer relative offsets
 the two are identical.  The canvas route interpolates every patch twice (onto the canvas
 and back), and when the group centre is not on the pixel grid it interpolates even when
 the scan itself is; each bilinear pass damps the fine detail that high-dose data

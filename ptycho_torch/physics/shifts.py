@@ -161,7 +161,7 @@ def _axis_pass(src: torch.Tensor, shift: torch.Tensor, kernel: str, dim: int, ze
     shape[dim] = length + 2 * reach
     view = (-1, length + 2 * reach, 1, 1) if dim == 1 else (-1, 1, length + 2 * reach, 1)
     moved = torch.gather(src, dim, idx.view(view).expand(shape))
-    if zero_fill:
+    if outside is not None:
         moved = moved.masked_fill_(outside.view(view), 0)
     return _Taps.apply(moved, weights.to(src.dtype), dim, length)
 

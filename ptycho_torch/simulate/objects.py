@@ -15,6 +15,9 @@ Every generator takes the object side length ``size`` (pixels) and a
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import numpy as np
 
 from ptycho_torch.simulate._filters import gaussian_blur, rescale
@@ -70,7 +73,7 @@ def lines_object(
         rows[inside] * size + cols[inside], weights=0.5 * weight[line_id][inside], minlength=size * size
     ).reshape(size, size)
 
-    texture = sum(gaussian_blur(canvas, s) for s in _LINE_BLUR_SIGMAS_PX)
+    texture = functools.reduce(np.add, (gaussian_blur(canvas, s) for s in _LINE_BLUR_SIGMAS_PX))
     texture = rescale(texture, 0.0, 1.0)
     amplitude = amplitude_min + (1.0 - amplitude_min) * texture
     return _to_complex(amplitude, phase_max_rad * texture)
@@ -167,7 +170,7 @@ def dead_leaves_object(
     return _to_complex(amplitude, phase)
 
 
-OBJECT_GENERATORS = {
+OBJECT_GENERATORS: dict[str, Callable[[int, np.random.Generator], np.ndarray]] = {
     "lines": lines_object,
     "grf": grf_object,
     "dead_leaves": dead_leaves_object,

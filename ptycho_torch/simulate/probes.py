@@ -18,7 +18,7 @@ import numpy as np
 
 from ptycho_torch.simulate._filters import gaussian_blur
 
-__all__ = ["disk_probe", "curved_probe", "default_probe_diameter", "PROBE_GENERATORS"]
+__all__ = ["disk_probe", "curved_probe", "default_probe_diameter"]
 
 _THRESHOLD = 0.5  # level at which the Gaussian is cut to form the disk
 
@@ -82,6 +82,3 @@ def curved_probe(
     aperture = _disk_aperture(N, diameter_px, edge_sigma_px)
     return (aperture * np.exp(1j * phase)).astype(np.complex64)
 
-
-PROBE_GENERATORS = {"disk": disk_probe, "curved": curved_probe}
-"""Probe kind name -> generator ``f(N) -> (N, N) complex64``."""

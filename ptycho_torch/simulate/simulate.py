@@ -18,7 +18,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 from pydantic import Field, ValidationError, model_validator
@@ -124,7 +124,7 @@ class SimulationConfig(FrozenConfig):
         return self
 
     @classmethod
-    def from_mapping(cls, data: Any, *, where: str = "") -> "SimulationConfig":
+    def from_mapping(cls, data: Any, *, where: str = "") -> Self:
         """Validate a mapping; any problem (also a cross-field one) becomes one ConfigError."""
         if data is not None and not isinstance(data, dict):
             return super().from_mapping(data, where=where)  # raises: not a mapping
@@ -148,7 +148,7 @@ class SimulationConfig(FrozenConfig):
     @property
     def n_positions(self) -> int:
         """How many patterns the scan has: ``n_images`` (random) or the raster grid's size."""
-        if self.scan == "random":
+        if self.scan == "random" and self.n_images is not None:  # the cross-field check requires it there
             return int(self.n_images)
         return raster_grid_size(self.object_size, self.N, self.step_px, self.jitter) ** 2
 
@@ -171,7 +171,7 @@ def _draw_scene(cfg: SimulationConfig, rng: np.random.Generator) -> tuple[np.nda
     obj = OBJECT_GENERATORS[cfg.object](cfg.object_size, rng)
     probe = _make_probe(cfg)
     if cfg.scan == "random":
-        positions = random_scan(cfg.object_size, cfg.N, int(cfg.n_images), rng)
+        positions = random_scan(cfg.object_size, cfg.N, cfg.n_positions, rng)
     else:
         positions = raster_scan(cfg.object_size, cfg.N, cfg.step_px, cfg.jitter, rng)
     return obj, probe, positions
@@ -204,11 +204,12 @@ def simulate_scan(cfg: SimulationConfig) -> dict[str, np.ndarray]:
     from ``default_rng(cfg.seed)`` in the order object, scan positions, Poisson noise.
     For long scans use :func:`write_scan`, which never holds the whole stack.
     """
-    members = _scan_members(cfg)
-    streamed = members["diffraction"]
-    members["diffraction"] = np.concatenate(list(streamed.chunks)) if streamed.shape[0] else (
-        np.empty(streamed.shape, dtype=np.float32))
-    return members
+    arrays: dict[str, np.ndarray] = {}
+    for key, member in _scan_members(cfg).items():  # only the diffraction is streamed
+        if isinstance(member, StreamedArray):
+            member = np.concatenate(list(member.chunks)) if member.shape[0] else np.empty(member.shape, dtype=np.float32)
+        arrays[key] = member
+    return arrays
 
 
 def scan_metadata(cfg: SimulationConfig, n_images: int) -> dict[str, Any]:

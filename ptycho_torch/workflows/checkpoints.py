@@ -46,7 +46,7 @@ def checkpoint_callbacks(options: Mapping[str, Any], directory: Path) -> list[Mo
     Each keeps the newest ``keep_last`` files (ranked by global step) and ``last.ckpt``.
     ``save_top_k >= 1`` is required for ``save_last`` to write during training.
     """
-    common = dict(
+    common: dict[str, Any] = dict(
         dirpath=str(directory),
         filename="step={step}",
         auto_insert_metric_name=False,
@@ -62,7 +62,7 @@ def checkpoint_callbacks(options: Mapping[str, Any], directory: Path) -> list[Mo
     else:
         callbacks.append(ModelCheckpoint(every_n_epochs=1, **common))
     if options.get("every_minutes"):
-        timed = dict(common, filename="time-step={step}")
+        timed: dict[str, Any] = dict(common, filename="time-step={step}")
         callbacks.append(ModelCheckpoint(train_time_interval=timedelta(minutes=float(options["every_minutes"])), **timed))
     return callbacks
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import Callback, Trainer
 
 from ptycho_torch.errors import PtychoError
 
@@ -79,7 +79,7 @@ class TrainingDiagnostics(Callback):
         self._reader: Any = None
 
     # --- every step -------------------------------------------------------------------
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
+    def on_train_batch_end(self, trainer: Trainer, pl_module: Any, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         if not trainer.loggers:
             return
@@ -98,7 +98,7 @@ class TrainingDiagnostics(Callback):
         pl_module.log("intensity_scale_change", scale / pl_module.measured_scale, on_step=True, on_epoch=False,
                       batch_size=size)
 
-    def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:
+    def on_before_optimizer_step(self, trainer: Trainer, pl_module: Any, optimizer: Any) -> None:
         if not trainer.loggers:
             return
         norms = [p.grad.detach().float().norm() for p in pl_module.parameters() if p.grad is not None]
@@ -114,11 +114,11 @@ class TrainingDiagnostics(Callback):
         every = max(1, math.ceil(total / max(self.snapshots, 1)))
         return epoch % every == 0 or epoch == total
 
-    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: Any) -> None:
         if not trainer.sanity_checking and self._due(trainer):
             self._snapshot(trainer, pl_module)
 
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: Any) -> None:
         datamodule = getattr(trainer, "datamodule", None)
         if not getattr(datamodule, "has_validation", False) and self._due(trainer):
             self._snapshot(trainer, pl_module)
@@ -134,7 +134,7 @@ class TrainingDiagnostics(Callback):
             self._reader = datamodule.test_reader if datamodule.test_reader is not None else datamodule.train_reader
         return self._loader, self._reader
 
-    def _snapshot(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def _snapshot(self, trainer: Trainer, pl_module: Any) -> None:
         datamodule = getattr(trainer, "datamodule", None)
         if not trainer.is_global_zero or not trainer.loggers or datamodule is None:
             return
@@ -154,7 +154,7 @@ class TrainingDiagnostics(Callback):
                     experiment.add_image(tag, image, step)
 
     @torch.no_grad()
-    def _measure(self, pl_module: LightningModule, loader: Any, reader: Any) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    def _measure(self, pl_module: Any, loader: Any, reader: Any) -> tuple[dict[str, float], dict[str, np.ndarray]]:
         from ptycho_torch.evaluate.metrics import evaluate_reconstruction
         from ptycho_torch.evaluate.stitch import ObjectStitcher, canvas_shape, scanned_bbox
         from ptycho_torch.workflows.infer import model_probe, predict_into

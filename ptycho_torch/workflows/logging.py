@@ -6,12 +6,8 @@ What is logged beside the loss: :mod:`ptycho_torch.workflows.diagnostics`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
-
 
 METRICS_DIRNAME = "metrics"
 

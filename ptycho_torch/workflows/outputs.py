@@ -6,6 +6,7 @@ Figures (PNG) are written by :mod:`ptycho_torch.evaluate.report`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,5 +18,6 @@ __all__ = ["save_npz_atomic", "write_json_atomic"]
 def save_npz_atomic(path: Path, **arrays: np.ndarray) -> Path:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
+            members: dict[str, Any] = dict(arrays)
+            np.savez(handle, **members)
     return path

@@ -36,7 +36,8 @@ class DataOrderState(Callback):
             return {}
         return {
             "epoch": int(trainer.current_epoch),
-            "batches_done": int(trainer.fit_loop.epoch_loop.batch_progress.current.processed),
+            # at run time ``current`` is a _ProcessedTracker; Lightning annotates it as its parent class
+            "batches_done": int(trainer.fit_loop.epoch_loop.batch_progress.current.processed),  # type: ignore[attr-defined]
             "batch_size": int(self.datamodule.batch_size),
         }
 

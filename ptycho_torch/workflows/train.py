@@ -26,8 +26,8 @@ from ptycho_torch.workflows.checkpoints import (
     checkpoint_callbacks,
     find_resume_checkpoint,
 )
-from ptycho_torch.workflows.guard import CollapseGuard
 from ptycho_torch.workflows.diagnostics import TrainingDiagnostics
+from ptycho_torch.workflows.guard import CollapseGuard
 from ptycho_torch.workflows.logging import build_logger
 from ptycho_torch.workflows.progress import EpochProgressLines, show_progress_bar
 from ptycho_torch.workflows.resume import DataOrderState

@@ -19,9 +19,8 @@ import pytest
 from cfg_cases import REQUIRED, leaf_variants, plan_as_dict
 
 from ptycho_torch.config.bridge import UNUSED_FIELDS, bridge_inference, bridge_training
-from ptycho_torch.config.execution import resolve_precision
 from ptycho_torch.config.canonical import InferenceConfig, ModelConfig, TrainingConfig
-from ptycho_torch.config.execution import ExecutionConfig
+from ptycho_torch.config.execution import ExecutionConfig, resolve_precision
 
 BASE_EXECUTION = ExecutionConfig(accelerator="cpu")
 BASE_TRAINING = TrainingConfig()

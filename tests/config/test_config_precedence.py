@@ -18,7 +18,6 @@ from ptycho_torch.config.layers import field_paths
 from ptycho_torch.errors import ConfigError, PtychoError
 from ptycho_torch.factory import create_training_payload, inspect_training_data
 
-
 N_FIELDS = len(field_paths(TrainingConfig)) + len(field_paths(ExecutionConfig))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 
 import numpy as np
 import pytest
@@ -76,14 +75,12 @@ def test_more_groups_than_positions_for_gridsize2_samples_with_replacement():
     assert len({tuple(r) for r in g.indices}) > 16  # repeated seeds get different neighbour subsets
 
 
-def test_numpy_fallback_matches_kdtree(monkeypatch):
+def test_knn_is_nearest_first():
     x, y = _raster(40)
     pts = np.stack([x, y], 1)
     kd = grouping_mod._knn(pts, pts[:9], 5)
     d = np.linalg.norm(pts[:9, None] - pts[None], axis=-1)
     np.testing.assert_array_equal(kd, np.argsort(d, axis=1, kind="stable")[:, :5])
-    monkeypatch.setitem(sys.modules, "scipy.spatial", None)  # import fails -> brute-force path
-    np.testing.assert_array_equal(grouping_mod._knn(pts, pts[:9], 5), kd)
 
 
 def test_a_scan_smaller_than_a_group_is_a_config_error():

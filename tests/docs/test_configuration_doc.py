@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from launcher.config import ClusterConfig
 from ptycho_torch.config.canonical import InferenceConfig, ModelConfig, TrainingConfig
 from ptycho_torch.config.execution import ExecutionConfig
-
-from launcher.config import ClusterConfig
 from ptycho_torch.factory import create_training_payload
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"

@@ -23,9 +23,8 @@ GOLDEN = Path(__file__).parent / "golden" / "dry_run.txt"
 
 
 def test_every_execution_field_has_a_flag():
-    from ptycho_torch import ExecutionConfig
-
     from launcher.config import ClusterConfig
+    from ptycho_torch import ExecutionConfig
 
     options = {opt for action in build_submit_parser()._actions for opt in action.option_strings}
     for name in [*ExecutionConfig.model_fields, *ClusterConfig.model_fields]:

@@ -70,7 +70,7 @@ def test_flag_saves_one_checkpoint_and_stops(tmp_path):
     assert flag.signum == signal.SIGUSR2 and preempt.interrupted_training
     assert info.value.global_step == 4  # saved at the end of the batch during which the signal came
     files = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
-    assert files == ["preempt-step=4.ckpt"]  # renamed atomically; no .partial left behind
+    assert files == ["preempt-step=4.ckpt"]  # written through ptycho_torch.atomic; no temporary file left behind
     import torch
 
     assert torch.load(tmp_path / "checkpoints" / files[0], weights_only=False)["global_step"] == 4

@@ -16,7 +16,14 @@ import pytest
 
 from launcher.config import ClusterConfig, build_cluster_config
 from launcher.errors import ClusterConfigError
-from launcher.spec import Resources, cpus_per_task, memory_request, sbatch_directives, slurm_parameters, task_environment
+from launcher.spec import (
+    Resources,
+    cpus_per_task,
+    memory_request,
+    sbatch_directives,
+    slurm_parameters,
+    task_environment,
+)
 from launcher.target import NodeShape, gpus_in_gres, parse_sinfo, resolve_target
 
 RECORDED_SINFO = """debug*|(null)|2|11051|2
@@ -129,6 +136,40 @@ def test_slurm_environment_takes_master_addr_from_the_first_node(monkeypatch):
     env = SLURMEnvironment(auto_requeue=False)
     assert env.main_address == "gpu07" and env.main_port == 12345
     assert env.global_rank() == 9 and env.local_rank() == 1 and env.world_size() == 16
+
+
+def test_rank_info_under_srun_comes_from_lightnings_slurm_environment(monkeypatch):
+    """The launcher's rank, local rank and world size are SLURMEnvironment's (no real SLURM needed)."""
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    from launcher.job import RankInfo
+
+    for key, value in {"SLURM_JOB_ID": "77", "SLURM_JOB_NAME": "ptycho-train", "SLURM_NTASKS": "8", "SLURM_NTASKS_PER_NODE": "4",
+                       "SLURM_NNODES": "2", "SLURM_PROCID": "6", "SLURM_LOCALID": "2", "SLURM_NODEID": "1",
+                       "SLURMD_NODENAME": "gpu02"}.items():
+        monkeypatch.setenv(key, value)
+    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(key, raising=False)
+    info = RankInfo.from_env()
+    slurm = SLURMEnvironment(auto_requeue=False)
+    assert (info.rank, info.local_rank, info.world_size) == (slurm.global_rank(), slurm.local_rank(), slurm.world_size())
+    assert (info.rank, info.local_rank, info.world_size, info.job_id, info.node) == (6, 2, 8, "77", "gpu02")
+    assert info.under_slurm and slurm.node_rank() == 1
+
+
+def test_rank_info_outside_slurm(monkeypatch):
+    from launcher.job import RankInfo
+
+    for key in ("SLURM_PROCID", "SLURM_JOB_ID", "SLURM_NTASKS", "SLURM_LOCALID"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.delenv("RANK", raising=False)
+    info = RankInfo.from_env()
+    assert (info.rank, info.local_rank, info.world_size, info.under_slurm) == (0, 0, 1, False)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    info = RankInfo.from_env()
+    assert (info.rank, info.local_rank, info.world_size, info.under_slurm) == (1, 1, 2, False)
 
 
 def _dry_run(run_file: Path, tmp_path: Path, capsys, monkeypatch, *args: str) -> str:

@@ -25,7 +25,7 @@ DEAD_NODE = "node2"  # rank 1; the batch script and rank 0 run on node1
 
 
 def _listed(workdir, run_id):
-    line = next(l for l in launch(workdir, "list").stdout.splitlines() if l.startswith(run_id + " "))
+    line = next(row for row in launch(workdir, "list").stdout.splitlines() if row.startswith(run_id + " "))
     return line.split()[2:4]  # scheduler, status
 
 

@@ -30,12 +30,11 @@ def test_live_run_is_not_started_twice(workdir):
     assert read(rd / "state.json")["attempts"] == before_state["attempts"]
 
     # a second job that bypasses the CLI (e.g. a racing submit) finds the lock and touches nothing
-    from launcher.prepare import PreparedRun
-    from launcher import submit
+    from launcher import backend, submit
     from launcher.config import build_cluster_config
-    from launcher.spec import Resources
+    from launcher.prepare import PreparedRun
     from launcher.rundir import RunDir
-    from launcher import backend
+    from launcher.spec import Resources
 
     run = RunDir(rd)
     payload = backend.create_training_payload(run.config_file)

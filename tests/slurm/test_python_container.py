@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from slurm_helpers import job_count, launch, read, run_dir, wait_job_done
+from slurm_helpers import job_count, launch, run_dir, wait_job_done
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 

@@ -16,7 +16,7 @@ def _job(workdir, run_id):
 
 
 def _listed_status(workdir, run_id):
-    line = next(l for l in launch(workdir, "list").stdout.splitlines() if l.startswith(run_id + " "))
+    line = next(row for row in launch(workdir, "list").stdout.splitlines() if row.startswith(run_id + " "))
     return line.split()[2:4]  # scheduler, status
 
 

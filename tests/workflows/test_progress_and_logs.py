@@ -20,8 +20,8 @@ import torch
 
 from ptycho_torch.physics.loss import combined_loss
 from ptycho_torch.simulate.simulate import SimulationConfig, write_scan
-from ptycho_torch.workflows.diagnostics import per_pixel_loss
 from ptycho_torch.workflows import progress
+from ptycho_torch.workflows.diagnostics import per_pixel_loss
 from ptycho_torch.workflows.logging import read_loss_curves
 
 NEPOCHS = 3

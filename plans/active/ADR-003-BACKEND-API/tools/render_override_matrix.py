@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from pydantic import BaseModel  # noqa: E402
 
-from ptycho_torch.config.canonical import InferenceConfig, ModelConfig, TrainingConfig  # noqa: E402
+from ptycho_torch.config.canonical import InferenceConfig, TrainingConfig  # noqa: E402
 from ptycho_torch.config.execution import ExecutionConfig  # noqa: E402
 
 #: Fields the factory infers from the training data file (ptycho_torch/factory.py, inspect_training_data).
