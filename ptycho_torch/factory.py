@@ -148,7 +148,7 @@ def create_training_payload(
     layers.apply(training_file, file_source)
     layers.apply({"execution": execution_file}, file_source)
     if execution is not None:
-        execution_values = config_to_dict(execution) if hasattr(execution, "model_dump") else dict(execution)
+        execution_values = config_to_dict(execution) if isinstance(execution, ExecutionConfig) else dict(execution)
         layers.apply({"execution": execution_values}, "execution argument")
 
     override_layers = [(flatten(overrides or {}), "override"), (flatten(flag_overrides or {}), "flag")]
@@ -210,7 +210,7 @@ def create_inference_payload(
     layers.apply(data, source)
     layers.apply({"execution": execution_file}, source)
     if execution is not None:
-        execution_values = config_to_dict(execution) if hasattr(execution, "model_dump") else dict(execution)
+        execution_values = config_to_dict(execution) if isinstance(execution, ExecutionConfig) else dict(execution)
         layers.apply({"execution": execution_values}, "execution argument")
     for values, src in ((overrides or {}, "override"), (flag_overrides or {}, "flag")):
         layers.apply(values, src)

@@ -91,6 +91,9 @@ class PtychoPINNModule(L.LightningModule):
         optim: the optimiser fields of TrainingConfig (:data:`~ptycho_torch.config.bridge.OPTIM_FIELDS`).
     """
 
+    measured_scale: torch.Tensor  # buffer: sqrt(nphotons) / (N/2)
+    log_intensity_scale: torch.Tensor  # parameter, or a buffer when the scale is fixed
+
     def __init__(
         self,
         model: ModelConfig | dict | None = None,
