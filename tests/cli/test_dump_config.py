@@ -19,13 +19,13 @@ def _train_hash(argv, capsys) -> str:
     return HASH.search(capsys.readouterr().out).group(1)
 
 
-def test_train_dump_is_complete_and_resolves_to_the_same_hash(cli_run_file, tmp_path, capsys, monkeypatch):
+def test_train_dump_is_complete_and_resolves_to_the_same_hash(run_file, tmp_path, capsys, monkeypatch):
     from ptycho_torch.cli.train import main as train
     from ptycho_torch.config.canonical import TrainingConfig
     from ptycho_torch.config.execution import ExecutionConfig
 
     monkeypatch.chdir(tmp_path)
-    argv = ["--config", str(cli_run_file), "--set", "nepochs=3", "--set", "nphotons=1e9", "--batch-size", "4",
+    argv = ["--config", str(run_file), "--set", "nepochs=3", "--set", "nphotons=1e9", "--batch-size", "4",
             "--gridsize", "2", "--neighbor-count", "4", "--no-deterministic"]
     original = _train_hash(argv, capsys)
     dumped = tmp_path / "out" / "resolved.yaml"
@@ -70,11 +70,11 @@ DRY_HASH = re.compile(r"## config hash\n([0-9a-f]{64})")
 LAUNCH = ["--run-id", "dumped", "--nodes", "2", "--devices", "2", "--strategy", "ddp", "--partition", "debug", "--cpus-per-task", "1"]
 
 
-def test_launch_dump_has_execution_and_cluster_and_the_same_hash(cli_run_file, tmp_path, capsys, no_slurm):
+def test_launch_dump_has_execution_and_cluster_and_the_same_hash(run_file, tmp_path, capsys, no_slurm):
     from launcher.cli import main as launch
 
     runs = tmp_path / "runs"
-    base = ["--config", str(cli_run_file), "--runs-dir", str(runs), *LAUNCH, "--set", "nphotons=1e9", "--env", "BAR=1e9",
+    base = ["--config", str(run_file), "--runs-dir", str(runs), *LAUNCH, "--set", "nphotons=1e9", "--env", "BAR=1e9",
             "--sbatch-option", "dependency=afterok:12"]
     assert launch([*base, "--dry-run"]) == 0
     original = DRY_HASH.search(capsys.readouterr().out).group(1)
@@ -97,20 +97,20 @@ def test_launch_dump_has_execution_and_cluster_and_the_same_hash(cli_run_file, t
     assert "--partition=debug" in again.replace(" ", "") or "partition=debug" in again
 
 
-def test_launch_dump_refuses_a_sweep(cli_run_file, tmp_path, capsys, no_slurm):
+def test_launch_dump_refuses_a_sweep(run_file, tmp_path, capsys, no_slurm):
     from launcher.cli import main as launch
 
-    code = launch(["--config", str(cli_run_file), "--runs-dir", str(tmp_path / "runs"), "--sweep", "nepochs=1",
+    code = launch(["--config", str(run_file), "--runs-dir", str(tmp_path / "runs"), "--sweep", "nepochs=1",
                    "--sweep", "nepochs=2", "--dump-config", str(tmp_path / "d.yaml")])
     assert code == 2 and "--dump-config" in capsys.readouterr().err
     assert not (tmp_path / "d.yaml").exists()
 
 
-def test_infer_dump_resolves_to_the_same_settings(header_bundle, cli_scan, tmp_path, capsys):
+def test_infer_dump_resolves_to_the_same_settings(header_bundle, tiny_scan, tmp_path, capsys):
     from ptycho_torch.cli.infer import INFERENCE_EXECUTION_FIELDS
     from ptycho_torch.cli.infer import main as infer
 
-    argv = ["--model", str(header_bundle), "--data", str(cli_scan), "--out", str(tmp_path / "recon"),
+    argv = ["--model", str(header_bundle), "--data", str(tiny_scan), "--out", str(tmp_path / "recon"),
             "--inference-batch-size", "16", "--set", "n_groups=8", "--accelerator", "cpu"]
     assert infer([*argv, "--explain"]) == 0
     original = explain_rows(capsys.readouterr().out)

@@ -30,19 +30,19 @@ def _other_value(name: str):
     return (current or 1.0) * 2
 
 
-def _plan(header_bundle, cli_scan, tmp_path, **execution):
+def _plan(header_bundle, tiny_scan, tmp_path, **execution):
     from ptycho_torch.factory import create_inference_payload
 
     payload = create_inference_payload(
-        config={"model_path": str(header_bundle), "test_data_file": str(cli_scan), "output_dir": str(tmp_path),
+        config={"model_path": str(header_bundle), "test_data_file": str(tiny_scan), "output_dir": str(tmp_path),
                 "execution": {**BASE_EXECUTION, **execution}},
         resolve_device=False)
     return payload.plan
 
 
 @pytest.mark.parametrize("name", list(ExecutionConfig.model_fields))
-def test_a_field_has_an_infer_flag_exactly_when_it_changes_the_inference_plan(name, header_bundle, cli_scan, tmp_path):
-    changed = _plan(header_bundle, cli_scan, tmp_path, **{name: _other_value(name)}) != _plan(header_bundle, cli_scan, tmp_path)
+def test_a_field_has_an_infer_flag_exactly_when_it_changes_the_inference_plan(name, header_bundle, tiny_scan, tmp_path):
+    changed = _plan(header_bundle, tiny_scan, tmp_path, **{name: _other_value(name)}) != _plan(header_bundle, tiny_scan, tmp_path)
     assert changed == (name in INFERENCE_EXECUTION_FIELDS), (
         f"execution.{name} {'changes' if changed else 'does not change'} the inference plan; "
         "keep ptycho_torch/cli/infer.py INFERENCE_EXECUTION_FIELDS equal to what inference reads")
@@ -57,9 +57,9 @@ def test_training_only_flags_are_refused_with_one_line(flag, capsys):
     assert len(err) == 1 and err[0].startswith("usage error:") and flag in err[0] and "unrecognized arguments" in err[0]
 
 
-def test_an_inference_file_may_keep_training_execution_keys(header_bundle, cli_scan, tmp_path, capsys):
+def test_an_inference_file_may_keep_training_execution_keys(header_bundle, tiny_scan, tmp_path, capsys):
     config = tmp_path / "infer.yaml"
-    config.write_text(f"model_path: {header_bundle}\ntest_data_file: {cli_scan}\noutput_dir: {tmp_path / 'out'}\n"
+    config.write_text(f"model_path: {header_bundle}\ntest_data_file: {tiny_scan}\noutput_dir: {tmp_path / 'out'}\n"
                       "execution:\n  accelerator: cpu\n  devices: 4\n  logger_backend: csv\n  inference_batch_size: 8\n")
     assert main(["--config", str(config), "--explain"]) == 0
     out = capsys.readouterr().out

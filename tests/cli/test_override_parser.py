@@ -44,23 +44,23 @@ def _nphotons_row(text: str) -> list[str]:
     return explain_rows(text)["nphotons"]
 
 
-def test_launch_and_train_read_set_1e9_as_the_same_float(cli_run_file, tmp_path, capsys, no_slurm):
+def test_launch_and_train_read_set_1e9_as_the_same_float(run_file, tmp_path, capsys, no_slurm):
     from launcher.cli import main as launch
     from ptycho_torch.cli.train import main as train
 
-    assert train(["--config", str(cli_run_file), "--set", "nphotons=1e9", "--explain"]) == 0
+    assert train(["--config", str(run_file), "--set", "nphotons=1e9", "--explain"]) == 0
     from_train = _nphotons_row(capsys.readouterr().out)
-    assert launch(["--config", str(cli_run_file), "--runs-dir", str(tmp_path / "runs"), "--set", "nphotons=1e9", "--explain"]) == 0
+    assert launch(["--config", str(run_file), "--runs-dir", str(tmp_path / "runs"), "--set", "nphotons=1e9", "--explain"]) == 0
     from_launch = _nphotons_row(capsys.readouterr().out)
     assert from_train[:2] == from_launch[:2] == ["1000000000.0", "override"]  # a string would print as '1e9'
 
 
-def test_launch_factory_payload_holds_a_float(cli_run_file, tmp_path):
+def test_launch_factory_payload_holds_a_float(run_file, tmp_path):
     """The value the launcher hands the factory, not just its rendering."""
     from launcher.cli import build_submit_parser, section_flags, sweep_members
     from launcher.prepare import LaunchRequest, resolve_run
 
-    args = build_submit_parser().parse_args(["--config", str(cli_run_file), "--set", "nphotons=1e9",
+    args = build_submit_parser().parse_args(["--config", str(run_file), "--set", "nphotons=1e9",
                                              "--sweep", "nphotons=2e9,seed=4", "--env", "X=1e9"])
     request = LaunchRequest(config_path=args.config, overrides=parse_set_overrides(args.overrides), runs_dir=tmp_path / "runs", local=True)
     payload = resolve_run(request, mode="local").payload
@@ -70,10 +70,10 @@ def test_launch_factory_payload_holds_a_float(cli_run_file, tmp_path):
     assert section_flags(args, "cluster.")["env"] == {"X": "1e9"}  # environment values are text
 
 
-def test_sbatch_options_stay_raw_text(cli_run_file):
+def test_sbatch_options_stay_raw_text(run_file):
     from launcher.cli import build_submit_parser, section_flags
 
-    args = build_submit_parser().parse_args(["--config", str(cli_run_file), "--sbatch-option", "dependency=afterok:12",
+    args = build_submit_parser().parse_args(["--config", str(run_file), "--sbatch-option", "dependency=afterok:12",
                                              "--sbatch-arg", "exclude=node[1-3]", "--env", "A=1", "--env", "B=x=y"])
     cluster = section_flags(args, "cluster.")
     assert cluster["sbatch_options"] == {"dependency": "afterok:12", "exclude": "node[1-3]"}
@@ -86,10 +86,10 @@ def test_sbatch_options_stay_raw_text(cli_run_file):
     (["--set", "nepochs"], "--set: bad item; expected KEY=VALUE, found 'nepochs'"),
     (["--sweep", "nepochs=2,seed"], "--sweep: bad item; expected KEY=VALUE, found 'seed'"),
 ])
-def test_launcher_bad_items_exit_2_with_one_line(cli_run_file, tmp_path, capsys, no_slurm, argv, needle):
+def test_launcher_bad_items_exit_2_with_one_line(run_file, tmp_path, capsys, no_slurm, argv, needle):
     from launcher.cli import main as launch
 
-    assert launch(["--config", str(cli_run_file), "--runs-dir", str(tmp_path / "runs"), "--dry-run", *argv]) == 2
+    assert launch(["--config", str(run_file), "--runs-dir", str(tmp_path / "runs"), "--dry-run", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0] and "HINT:" in err[0], err
     assert not (tmp_path / "runs").exists()
@@ -108,7 +108,7 @@ def test_flag_values_are_typed_like_set_values():
         parser.parse_args(["--N", "96"])
 
 
-def test_cluster_and_sweep_files_are_read_as_yaml_1_2(cli_run_file, tmp_path, capsys, no_slurm):
+def test_cluster_and_sweep_files_are_read_as_yaml_1_2(run_file, tmp_path, capsys, no_slurm):
     """`time: 1:30:00` is text (YAML 1.1 would read 5400) and `1e9` a float, in every file the launcher reads."""
     from launcher.cli import main as launch
     from ptycho_torch.config.io import read_mapping
@@ -118,10 +118,10 @@ def test_cluster_and_sweep_files_are_read_as_yaml_1_2(cli_run_file, tmp_path, ca
     sweep = tmp_path / "sweep.yaml"
     sweep.write_text("- {nphotons: 1e9}\n- {nphotons: 2e9}\n")
     dumped = tmp_path / "d.yaml"
-    assert launch(["--config", str(cli_run_file), "--runs-dir", str(tmp_path / "runs"), "--cluster", str(cluster),
+    assert launch(["--config", str(run_file), "--runs-dir", str(tmp_path / "runs"), "--cluster", str(cluster),
                    "--dump-config", str(dumped)]) == 0, capsys.readouterr().err
     assert read_mapping(dumped)["cluster"]["time"] == "1:30:00" and read_mapping(dumped)["cluster"]["job_name"] == "off"
     from launcher.cli import build_submit_parser, sweep_members
 
-    members = sweep_members(build_submit_parser().parse_args(["--config", str(cli_run_file), "--sweep-file", str(sweep)]))
+    members = sweep_members(build_submit_parser().parse_args(["--config", str(run_file), "--sweep-file", str(sweep)]))
     assert members == [{"nphotons": 1e9}, {"nphotons": 2e9}] and all(isinstance(m["nphotons"], float) for m in members)

@@ -38,14 +38,14 @@ def _normalise(text: str, runs: Path, data: Path) -> str:
     return re.sub(r"\b[0-9a-f]{64}\b", "<HASH>", text)
 
 
-def test_dry_run_matches_golden(run_file, launcher_scan, tmp_path, capsys, monkeypatch):
+def test_dry_run_matches_golden(run_file, tiny_scan, tmp_path, capsys, monkeypatch):
     # no SLURM on PATH: the rendering must not depend on whether a cluster answers here
     monkeypatch.setenv("PATH", str(Path(sys.executable).parent))
     runs = tmp_path / "runs"
     code = main(["--config", str(run_file), "--runs-dir", str(runs), "--run-id", "golden", "--dry-run",
                  "--nodes", "2", "--devices", "2", "--strategy", "ddp", "--partition", "debug", "--cpus-per-task", "1"])
     assert code == 0
-    got = _normalise(capsys.readouterr().out, runs, launcher_scan)
+    got = _normalise(capsys.readouterr().out, runs, tiny_scan)
     assert not runs.exists() or not any(runs.iterdir())  # a dry run creates nothing
     if os.environ.get("UPDATE_GOLDEN"):
         GOLDEN.write_text(got, encoding="utf-8")

@@ -1,4 +1,4 @@
-"""Fixtures of the launcher unit tests: a tiny scan and a run file (no cluster needed)."""
+"""Fixtures shared by the test folders: a tiny simulated scan and a run file (no training, no cluster)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import yaml
 
 
 @pytest.fixture(scope="session")
-def launcher_scan(tmp_path_factory) -> Path:
+def tiny_scan(tmp_path_factory) -> Path:
     """16 simulated 64x64 patterns, written once per session."""
     from ptycho_torch.cli.simulate import main as simulate
 
@@ -20,10 +20,10 @@ def launcher_scan(tmp_path_factory) -> Path:
 
 
 @pytest.fixture()
-def run_file(tmp_path, launcher_scan) -> Path:
-    """run.yaml with a cluster: section, in a fresh folder."""
+def run_file(tmp_path, tiny_scan) -> Path:
+    """run.yaml (training fields, execution: and cluster: sections) in a fresh folder."""
     config = {
-        "train_data_file": str(launcher_scan), "nepochs": 1, "batch_size": 8, "seed": 1,
+        "train_data_file": str(tiny_scan), "nepochs": 1, "batch_size": 8, "seed": 1,
         "model": {"N": 64, "gridsize": 1, "n_filters_scale": 1},
         "execution": {"accelerator": "cpu", "logger_backend": "csv", "enable_progress_bar": False},
         "cluster": {"time": "00:30:00", "signal_lead_s": 60, "setup": ["echo setup-line"], "env": {"FOO": "bar baz"}},
