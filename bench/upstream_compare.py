@@ -27,9 +27,12 @@ inputs of the right shapes; ``--threads`` torch threads, default 2):
   (network only; it applies no constraint at inference).  No stitching on either side.
 * the project under bf16 autocast (network in bf16, physics in float32) for every row,
   with its speed-up over the project's fp32.
-* the project once per generator in ``--architectures`` (default ``resunet``, the
-  default since issue 8, and ``cnn``, the original encoder + two decoders that upstream
-  also has, so "equal width" compares like with like).
+* the project once per entry of ``--architectures``: a generator name (built at the
+  project's defaults, which include the physics estimate of ``model.estimate_iters``
+  iterations in front of the network), or ``NAME+est0`` for the network on the
+  amplitudes alone.  The default list is ``resunet`` (the default since issue 8),
+  ``cnn`` and ``cnn+est0``: the original encoder + two decoders without the estimate,
+  which is what upstream's model is, so "equal width" compares like with like.
 
 Each model is built at its own defaults with only N, gridsize, width (and, for the
 project, the architecture) set (upstream: ``object_big`` true for g > 1, as its data
@@ -176,7 +179,10 @@ def project_step(kind: str, gridsize: int, width: int, n: int, group: dict, prec
     from ptycho_torch.model.module import PtychoPINNModule
 
     torch.manual_seed(0)
-    model = {"N": n, "gridsize": gridsize, "n_filters_scale": width, "architecture": architecture}
+    name, _, estimate = architecture.partition("+est")
+    model = {"N": n, "gridsize": gridsize, "n_filters_scale": width, "architecture": name}
+    if estimate:
+        model["estimate_iters"] = int(estimate)
     module = PtychoPINNModule(model, _disk_probe(n), mean_total_intensity=float((n / 2) ** 2), nphotons=1e9)
     if kind == "infer":
         module.eval()
@@ -405,7 +411,9 @@ def _parse(argv):
     parser.add_argument("--train-batch", type=int, default=16, help="groups per training batch")
     parser.add_argument("--infer-batches", type=int, nargs="+", default=[16, 64], help="groups per inference batch")
     parser.add_argument("--width", type=int, default=2, help="n_filters_scale, the same for both")
-    parser.add_argument("--architectures", nargs="+", default=["resunet", "cnn"], help="the project's generators to measure")
+    parser.add_argument("--architectures", nargs="+", default=["resunet", "cnn", "cnn+est0"],
+                        help="the project's generators to measure: NAME (its defaults) or NAME+estK "
+                             "(model.estimate_iters K; +est0: the network alone, as upstream)")
     parser.add_argument("--seconds", type=float, default=1.0, help="about this long per contender per round")
     parser.add_argument("--steps", type=int, default=0, help="exactly this many steps per timing instead (0: use --seconds)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per model first (>= 1)")
@@ -421,9 +429,14 @@ def _parse(argv):
                      "--steps >= 0; --seconds > 0")
     from ptycho_torch.model.registry import ARCHITECTURES
 
-    unknown = sorted(set(args.architectures) - set(ARCHITECTURES))
+    def known(entry: str) -> bool:
+        name, plus, estimate = entry.partition("+est")
+        return name in ARCHITECTURES and (not plus or estimate.isdigit())
+
+    unknown = sorted(a for a in args.architectures if not known(a))
     if unknown:
-        parser.error(f"--architectures: expected names from {list(ARCHITECTURES)}, found {unknown}")
+        parser.error(f"--architectures: expected NAME or NAME+estK with NAME from {list(ARCHITECTURES)}, "
+                     f"found {unknown}")
     if not set(args.gridsizes) <= {1, 2}:
         parser.error(f"--gridsizes: expected 1 and/or 2, found {args.gridsizes}; hint: the synthetic groups have at most 4 patches")
     args.n = 64  # upstream's encoder supports N = 64, 128, 256 only

@@ -48,11 +48,11 @@ def test_smoke_without_upstream_measures_the_project_rows(bench, tmp_path, monke
     assert "upstream: not found" in capsys.readouterr().out
     assert written["upstream"]["found"] is False and written["smoke"] is True
     assert {(r["kind"], r["gridsize"], r["batch"]) for r in written["rows"]} == ROWS
-    assert written["architectures"] == ["resunet", "cnn"]
+    assert written["architectures"] == ["resunet", "cnn", "cnn+est0"]
     for row in written["rows"]:
         c = row["contenders"]
-        assert set(c) == {"resunet/fp32", "resunet/bf16", "cnn/fp32", "cnn/bf16"}, row
-        for arch in ("resunet", "cnn"):
+        assert set(c) == {f"{a}/{p}" for a in ("resunet", "cnn", "cnn+est0") for p in ("fp32", "bf16")}, row
+        for arch in ("resunet", "cnn", "cnn+est0"):
             # fp32 and bf16 (network under autocast) at gs1 and gs2, training and inference: no crash
             assert _positive(c[f"{arch}/fp32"]) and _positive(c[f"{arch}/bf16"]), row
             ratios = row["ratios"][arch]
@@ -61,10 +61,20 @@ def test_smoke_without_upstream_measures_the_project_rows(bench, tmp_path, monke
     assert written["loadavg_1min"]["before"] >= 0
 
 
-def test_unknown_architecture_exits_2(bench, tmp_path):
+@pytest.mark.parametrize("entry", ["transformer", "cnn+est", "cnn+estX"])
+def test_unknown_architecture_exits_2(bench, tmp_path, entry):
     with pytest.raises(SystemExit) as exc:
-        bench.main(["--smoke", "--architectures", "transformer", "--out", str(tmp_path / "x.json")])
+        bench.main(["--smoke", "--architectures", entry, "--out", str(tmp_path / "x.json")])
     assert exc.value.code == 2
+
+
+def test_est0_builds_the_network_alone(bench):
+    """``cnn+est0`` is the CNN on the amplitudes alone (no physics estimate), as upstream's model is."""
+    group = bench.synthetic_group(2, 2, 64)
+    alone, default = (bench.project_step("infer", 2, 1, 64, group, "fp32", a) for a in ("cnn+est0", "cnn"))
+    module_of = lambda fn: next(c.cell_contents for c in fn.__closure__ if hasattr(c.cell_contents, "estimate_iters"))  # noqa: E731
+    assert module_of(alone).estimate_iters == 0
+    assert module_of(default).estimate_iters > 0
 
 
 @pytest.mark.parametrize("where", ["missing", "not_a_checkout"])
