@@ -29,8 +29,8 @@ inputs of the right shapes; ``--threads`` torch threads, default 2):
   with its speed-up over the project's fp32.
 * the project once per entry of ``--architectures``: a generator name (built at the
   project's defaults, which include the physics estimate of ``model.estimate_iters``
-  iterations in front of the network), or ``NAME+est0`` for the network on the
-  amplitudes alone.  The default list is ``resunet`` (the default since issue 8),
+  iterations in front of the network), or ``NAME+estK`` with K estimate iterations
+  (``+est0``: the network on the amplitudes alone).  The default list is ``resunet`` (the default since issue 8),
   ``cnn`` and ``cnn+est0``: the original encoder + two decoders without the estimate,
   which is what upstream's model is, so "equal width" compares like with like.
 
