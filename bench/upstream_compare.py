@@ -173,16 +173,26 @@ def _autocast(precision: str):
     return contextlib.nullcontext()
 
 
+def split_contender(entry: str) -> tuple[str, int | None]:
+    """``NAME`` -> (NAME, None: the project's default estimate); ``NAME+estK`` -> (NAME, K).  Bad K raises ValueError."""
+    name, plus, estimate = entry.partition("+est")
+    if not plus:
+        return name, None
+    if not estimate.isdigit():
+        raise ValueError(f"{entry!r}: expected NAME+estK with K a whole number")
+    return name, int(estimate)
+
+
 def project_step(kind: str, gridsize: int, width: int, n: int, group: dict, precision: str,
                  architecture: str) -> Callable[[], None]:
     """One training step or one inference forward of this project's shipped module."""
     from ptycho_torch.model.module import PtychoPINNModule
 
     torch.manual_seed(0)
-    name, _, estimate = architecture.partition("+est")
+    name, estimate_iters = split_contender(architecture)
     model = {"N": n, "gridsize": gridsize, "n_filters_scale": width, "architecture": name}
-    if estimate:
-        model["estimate_iters"] = int(estimate)
+    if estimate_iters is not None:
+        model["estimate_iters"] = estimate_iters
     module = PtychoPINNModule(model, _disk_probe(n), mean_total_intensity=float((n / 2) ** 2), nphotons=1e9)
     if kind == "infer":
         module.eval()
@@ -430,8 +440,10 @@ def _parse(argv):
     from ptycho_torch.model.registry import ARCHITECTURES
 
     def known(entry: str) -> bool:
-        name, plus, estimate = entry.partition("+est")
-        return name in ARCHITECTURES and (not plus or estimate.isdigit())
+        try:
+            return split_contender(entry)[0] in ARCHITECTURES
+        except ValueError:
+            return False
 
     unknown = sorted(a for a in args.architectures if not known(a))
     if unknown:

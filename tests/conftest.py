@@ -9,14 +9,23 @@ import yaml
 
 
 @pytest.fixture(scope="session")
-def tiny_scan(tmp_path_factory) -> Path:
-    """16 simulated 64x64 patterns, written once per session."""
+def simulate_tiny_scan(tmp_path_factory):
+    """``(n_images, seed) -> path``: a tiny scan (64x64 patterns, 128 px lines object, random scan) in a new folder."""
     from ptycho_torch.cli.simulate import main as simulate
 
-    path = tmp_path_factory.mktemp("scan") / "tiny.npz"
-    assert simulate(["--out", str(path), "--N", "64", "--n-images", "16", "--object-size", "128",
-                     "--scan", "random", "--seed", "3"]) == 0
-    return path
+    def write(n_images: int, seed: int) -> Path:
+        path = tmp_path_factory.mktemp("scan") / "tiny.npz"
+        assert simulate(["--out", str(path), "--N", "64", "--n-images", str(n_images), "--object-size", "128",
+                         "--scan", "random", "--seed", str(seed)]) == 0
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def tiny_scan(simulate_tiny_scan) -> Path:
+    """16 simulated 64x64 patterns, written once per session."""
+    return simulate_tiny_scan(16, seed=3)
 
 
 @pytest.fixture()

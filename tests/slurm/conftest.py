@@ -60,14 +60,9 @@ def slurm_cluster():
 
 
 @pytest.fixture(scope="session")
-def tiny_scan(tmp_path_factory) -> Path:
+def tiny_scan(simulate_tiny_scan) -> Path:
     """32 simulated 64x64 patterns (lines object, random scan), written once per session."""
-    from ptycho_torch.cli.simulate import main as simulate
-
-    path = tmp_path_factory.mktemp("data") / "tiny.npz"
-    assert simulate(["--out", str(path), "--N", "64", "--n-images", "32", "--object-size", "128",
-                     "--scan", "random", "--seed", "1"]) == 0
-    return path
+    return simulate_tiny_scan(32, seed=1)
 
 
 @pytest.fixture(scope="session")
