@@ -70,7 +70,10 @@ _STAGE_LABELS = {"scale": "pass 1/2 (intensity scale)", "noise": "pass 2/2 (nois
 
 
 class ChunkProgress:
-    """Progress of the two passes on ``stream``: a tqdm bar on a terminal, else one line per chunk.
+    """Progress of the two passes on ``stream``: a tqdm bar on a terminal, else a line per tenth.
+
+    Off a terminal a line is printed when a pass crosses a tenth of its patterns and at its
+    end (at most ten lines a pass, however many chunks a long scan takes).
 
     The first pass (``scale``) measures every pattern's intensity, the second (``noise``)
     draws the counts and writes them; each counts the patterns it has done.
@@ -80,9 +83,13 @@ class ChunkProgress:
         self.total, self.stream = total, stream if stream is not None else sys.stderr
         self.bar = self.stream.isatty() if bar is None else bar
         self._bars: dict[str, Any] = {}
+        self._done: dict[str, int] = {}
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if not self.bar:
+            previous, self._done[stage] = self._done.get(stage, 0), done
+            if done < total and 10 * done // total == 10 * previous // total:
+                return
             print(f"{PROG}: {_STAGE_LABELS.get(stage, stage)} {done}/{total} patterns", file=self.stream, flush=True)
             return
         from tqdm import tqdm

@@ -54,6 +54,10 @@ WEIGHT_FLOOR = 1e-3
 """Probe-weighted mode: pixels whose summed weight is below this fraction of its maximum are
 uncovered (``nan``); the others are ``sum(w O) / sum(w)``."""
 
+ADD_CHUNK = 64
+"""Patches resampled and added at a time by :meth:`ObjectStitcher.add` (bounds its temporary
+memory to a few tens of MiB at N = 64, whatever the batch)."""
+
 
 def canvas_shape(positions_xy: np.ndarray, N: int) -> tuple[int, int]:
     """Smallest ``(H, W)`` object grid that holds a full ``N x N`` patch at every position."""
@@ -147,7 +151,11 @@ class ObjectStitcher:
         self.n_added = 0
 
     def add(self, patches: torch.Tensor | np.ndarray, positions_xy: np.ndarray) -> None:
-        """Add ``patches [n, N, N]`` (complex or real) at ``positions_xy [n, 2]`` (x, y, pixels)."""
+        """Add ``patches [n, N, N]`` (complex or real) at ``positions_xy [n, 2]`` (x, y, pixels).
+
+        Works through at most :data:`ADD_CHUNK` patches at a time, so the temporary memory
+        of one call is bounded whatever the inference batch size.
+        """
         patches = torch.as_tensor(patches).to(self.device)
         positions_xy = np.asarray(positions_xy, dtype=np.float64)
         if patches.dim() != 3 or patches.shape[1:] != (self.N, self.N):
@@ -158,11 +166,8 @@ class ObjectStitcher:
             raise ConfigError("one (x, y) position per patch is needed", where="stitch(positions)",
                               expected=f"shape ({patches.shape[0]}, 2)", found=str(positions_xy.shape),
                               hint="stack xcoords and ycoords as columns: np.stack([x, y], 1)")
-        if patches.shape[0] == 0:
-            return
-        N, a, first, size = self.N, self.kernel_radius, self.first, self.size
-        obj_r, obj_c = _nearest_start(positions_xy, N, first)
-        outside = (obj_r < 0) | (obj_c < 0) | (obj_r + size > self.height) | (obj_c + size > self.width)
+        obj_r, obj_c = _nearest_start(positions_xy, self.N, self.first)
+        outside = (obj_r < 0) | (obj_c < 0) | (obj_r + self.size > self.height) | (obj_c + self.size > self.width)
         if outside.any():
             bad = int(np.flatnonzero(outside)[0])
             raise ConfigError(
@@ -171,6 +176,14 @@ class ObjectStitcher:
                 where="stitch(object_shape)", expected="a canvas holding every patch",
                 found=f"{self.height}x{self.width}", hint="use canvas_shape(positions, N) or the objectGuess shape",
             )
+        for start in range(0, patches.shape[0], ADD_CHUNK):
+            end = start + ADD_CHUNK
+            self._add_chunk(patches[start:end], positions_xy[start:end], obj_r[start:end], obj_c[start:end])
+        self.n_added += int(patches.shape[0])
+
+    def _add_chunk(self, patches: torch.Tensor, positions_xy: np.ndarray, obj_r: np.ndarray, obj_c: np.ndarray) -> None:
+        """Resample ``patches`` onto their blocks of the object grid and add them to the accumulators."""
+        N, a, size = self.N, self.kernel_radius, self.size
         # patch coordinate of object pixel obj_r (+ first): resample there, taps base-a+1 .. base+a
         u_row = obj_r - (positions_xy[:, 1] - N / 2.0)
         u_col = obj_c - (positions_xy[:, 0] - N / 2.0)
@@ -183,12 +196,13 @@ class ObjectStitcher:
                              self.patch_weight.expand_as(weighted)], dim=1).to(torch.float32)  # [n, 3, N, N]
         # replicate-pad so every tap index is valid (the numpy resampler clips the same way)
         padded = torch.nn.functional.pad(stack, (a, a, a, a), mode="replicate")
-        reach = torch.arange(size + 2 * a - 1, device=self.device)
-        rows = torch.as_tensor(base_r, device=self.device)[:, None] + reach + 1  # index into padded
-        cols = torch.as_tensor(base_c, device=self.device)[:, None] + reach + 1
-        k = torch.arange(stack.shape[0], device=self.device)[:, None, None, None]
-        ch = torch.arange(3, device=self.device)[None, :, None, None]
-        windows = padded[k, ch, rows[:, None, :, None], cols[:, None, None, :]]  # [n, 3, L, L]
+        # each patch reads one L x L window of its padded stack, starting at (base + a - a + 1):
+        # a strided view of every window start, indexed by one small integer per patch
+        reach = size + 2 * a - 1
+        starts = padded.unfold(2, reach, 1).unfold(3, reach, 1)  # [n, 3, S, S, L, L], a view
+        k = torch.arange(stack.shape[0], device=self.device)
+        windows = starts[k, :, torch.as_tensor(base_r + 1, device=self.device),
+                         torch.as_tensor(base_c + 1, device=self.device)]  # [n, 3, L, L]
         placed = resample_batch(windows, w_y, w_x)  # [n, 3, size, size]
 
         offsets = torch.arange(size, device=self.device)
@@ -197,7 +211,6 @@ class ObjectStitcher:
         index = (target_r[:, :, None] * self.width + target_c[:, None, :]).reshape(-1)
         self._values.index_add_(0, index, placed[:, :2].permute(0, 2, 3, 1).reshape(-1, 2))
         self._weights.index_add_(0, index, placed[:, 2].reshape(-1))
-        self.n_added += int(patches.shape[0])
 
     def finish(self, complex_output: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """``(object (H, W) complex64 or float32, weights (H, W) float32)``; ``nan`` where uncovered.

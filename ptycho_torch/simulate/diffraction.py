@@ -32,8 +32,9 @@ __all__ = ["extract_patches", "far_field_intensity", "simulate_diffraction", "di
 _EXTRACT_CHUNK = 256
 """Patterns cut per step inside :func:`extract_patches`; stream chunks are multiples of it."""
 
-_CHUNK_PIXELS = 1 << 22
-"""About this many detector pixels per streamed chunk (1024 patterns at N=64, ~0.2 GB of work arrays)."""
+_CHUNK_PIXELS = 1 << 20
+"""About this many detector pixels per streamed chunk (256 patterns at N=64, ~50 MB of work arrays:
+as fast per pattern as larger chunks, and a small, steady peak whatever the scan length)."""
 
 
 def extract_patches(

@@ -82,7 +82,7 @@ def test_chunks_concatenate_to_the_whole_array_draw():
 
 
 def test_default_chunk_is_a_multiple_of_the_patch_cutting_step():
-    assert chunk_patterns(64) == 1024 and chunk_patterns(128) == 256 and chunk_patterns(256) == 256
+    assert chunk_patterns(64) == 256 and chunk_patterns(128) == 256 and chunk_patterns(256) == 256
 
 
 def test_a_stream_that_runs_short_fails_and_leaves_no_file(tmp_path):
@@ -158,11 +158,24 @@ def test_cli_prints_one_line_per_chunk_when_not_a_terminal_and_nothing_when_quie
     args = ["--scan", "random", "--n-images", "1100", "--object-size", "128"]
     assert simulate_main(["--out", str(tmp_path / "a.npz"), *args]) == 0
     lines = capsys.readouterr().err.splitlines()
-    assert lines == [f"ptycho-simulate: pass 1/2 (intensity scale) {d}/1100 patterns" for d in (1024, 1100)] + [
-        f"ptycho-simulate: pass 2/2 (noise, write) {d}/1100 patterns" for d in (1024, 1100)]
+    done = (256, 512, 768, 1024, 1100)  # each chunk crosses a new tenth of the 1100 patterns
+    assert lines == [f"ptycho-simulate: pass 1/2 (intensity scale) {d}/1100 patterns" for d in done] + [
+        f"ptycho-simulate: pass 2/2 (noise, write) {d}/1100 patterns" for d in done]
     assert simulate_main(["--out", str(tmp_path / "b.npz"), "--quiet", *args]) == 0
     assert capsys.readouterr().err == ""
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+
+
+def test_progress_lines_off_a_terminal_come_at_each_tenth_of_a_long_pass():
+    stream = io.StringIO()
+    progress = ChunkProgress(10_000, stream, bar=False)
+    for stage in ("scale", "noise"):
+        for done in [*range(256, 10_000, 256), 10_000]:
+            progress(stage, done, 10_000)
+    lines = stream.getvalue().splitlines()
+    scale = [line for line in lines if "pass 1/2" in line]
+    assert len(scale) == 10 and len(lines) == 20  # 39 chunks a pass, one line per tenth
+    assert scale[0].endswith(" 1024/10000 patterns") and scale[-1].endswith(" 10000/10000 patterns")
 
 
 def test_progress_bar_on_a_terminal_counts_patterns():

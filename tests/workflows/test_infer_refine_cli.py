@@ -55,6 +55,22 @@ def test_refinement_improves_the_fit_and_reports_both_objects(untrained_bundle, 
     assert {"object", "network_object", "weights", "positions"} <= set(saved.files)
 
 
+def test_cpu_forwards_in_small_parts_give_the_same_object(untrained_bundle, tmp_path, monkeypatch):
+    from ptycho_torch.workflows import infer as infer_workflow
+
+    bundle, scan = untrained_bundle
+    objects = []
+    for patterns in (4, 100_000):  # 4 patterns per forward, or the whole batch in one
+        monkeypatch.setattr(infer_workflow, "CPU_FORWARD_PATTERNS", patterns)
+        out = tmp_path / f"recon-{patterns}"
+        assert infer_cli.main(["--model", str(bundle), "--data", str(scan), "--out", str(out),
+                               "--accelerator", "cpu", "--inference-batch-size", "32"]) == 0
+        objects.append(np.load(out / "reconstruction.npz")["object"])
+    finite = np.isfinite(objects[0])
+    assert finite.sum() > 1000 and np.array_equal(finite, np.isfinite(objects[1]))
+    np.testing.assert_allclose(objects[0][finite], objects[1][finite], rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("flag, value, field", [("--refine-iters", "-1", "refine_iters"),
                                                 ("--refine-tolerance", "2", "refine_tolerance"),
                                                 ("--stitching", "median", "stitching")])
