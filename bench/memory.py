@@ -28,9 +28,9 @@ The summary divides each stage's peak by its peak at the smallest size (``flatne
 is perfectly flat; the target for simulation and inference is within 1.10 from 5k to 100k).
 Results go to stdout and JSON (``bench/results/memory.json`` by default; git-ignored).
 
-Measured on the 2-core CPU machine (busy with other jobs), 5k / 20k: simulate 8 / 28 s,
-one epoch 67 / 282 s, reconstruct 41 / 76 s; 100k: simulate 185 s, reconstruct 647 s, and
-the epoch (25,000 groups) needs more than 20 min there.
+Measured on the 2-core CPU machine (alone), 5k / 20k / 100k patterns: simulate 167 / 167 / 167
+MiB in 9 / 30 / 161 s; one training epoch 1183 / 1179 / 1218 MiB in 38 / 114 / 631 s;
+reconstruct 535 / 553 / 575 MiB in 26 / 89 / 425 s (flatness 1.00 / 1.03 / 1.08).
 """
 
 from __future__ import annotations
