@@ -196,8 +196,8 @@ class ObjectStitcher:
                              self.patch_weight.expand_as(weighted)], dim=1).to(torch.float32)  # [n, 3, N, N]
         # replicate-pad so every tap index is valid (the numpy resampler clips the same way)
         padded = torch.nn.functional.pad(stack, (a, a, a, a), mode="replicate")
-        # each patch reads one L x L window of its padded stack, starting at (base + a - a + 1):
-        # a strided view of every window start, indexed by one small integer per patch
+        # each patch reads the L x L window of its padded stack that starts at (base_r + 1, base_c + 1);
+        # unfold gives a strided view of every window start, indexed by one integer per patch and axis
         reach = size + 2 * a - 1
         starts = padded.unfold(2, reach, 1).unfold(3, reach, 1)  # [n, 3, S, S, L, L], a view
         k = torch.arange(stack.shape[0], device=self.device)
