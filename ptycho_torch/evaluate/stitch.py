@@ -242,7 +242,7 @@ def stitch_patches(
     object_shape: tuple[int, int],
     crop: int | None = None,
     kernel_radius: int = DEFAULT_KERNEL_RADIUS,
-    chunk: int = 256,
+    *,
     probe: np.ndarray | None = None,
     mode: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -252,7 +252,7 @@ def stitch_patches(
     (with ``crop``, default ``N // 2``).  Returns ``(stitched, weights)``: ``stitched``
     complex64 (float32 for real patches), ``nan`` where uncovered; ``weights`` ``(H, W)``:
     the summed probe intensity, or (central crop) the int64 number of crops at each pixel.
-    Runs on the CPU in chunks of ``chunk`` patches.
+    Runs on the CPU (:meth:`ObjectStitcher.add` bounds the temporary memory).
     """
     patches = np.asarray(patches)
     positions_xy = np.asarray(positions_xy, dtype=np.float64)
@@ -261,10 +261,7 @@ def stitch_patches(
                           expected="shape (n, N, N)", found=str(patches.shape), hint="squeeze the channel axis first")
     mode = mode or ("probe_weighted" if probe is not None else "central_crop")
     stitcher = ObjectStitcher(object_shape, patches.shape[1], mode, probe, crop, "cpu", kernel_radius)
-    if positions_xy.shape != (patches.shape[0], 2):
-        stitcher.add(patches[:1], positions_xy)  # raises the one-line error
-    for start in range(0, patches.shape[0], chunk):
-        stitcher.add(patches[start : start + chunk], positions_xy[start : start + chunk])
+    stitcher.add(patches, positions_xy)
     stitched, weights = stitcher.finish(np.iscomplexobj(patches))
     if mode == "central_crop":
         return stitched, np.rint(weights).astype(np.int64)
