@@ -137,12 +137,14 @@ MODIFIERS: dict[str, dict[str, Any]] = {
     "maewarm": {"callbacks": [_mae_warmup(0.1)]},
     "adamw": {"config": {"optimizer": "adamw", "weight_decay": 1e-4}},
     # the physics estimate beside the amplitudes (ModelConfig.estimate_iters, physics/estimate.py;
-    # default 5); est0 is the amplitudes alone, the input before the estimate existed
+    # default 20, 5 before); est0 is the amplitudes alone, the input before the estimate existed
     "est0": {"model": {"estimate_iters": 0}},
     "est1": {"model": {"estimate_iters": 1}},
     "est3": {"model": {"estimate_iters": 3}},
     "est5": {"model": {"estimate_iters": 5}},
     "est10": {"model": {"estimate_iters": 10}},
+    "est20": {"model": {"estimate_iters": 20}},
+    "est50": {"model": {"estimate_iters": 50}},
     # precision of training and inference (the network under autocast, the physics in float32)
     "bf16": {"execution": {"precision": "bf16-mixed"}},
     "fp32": {"execution": {"precision": "32-true"}},

@@ -1,7 +1,8 @@
 """The time-to-quality benchmark (bench/refinement.py) runs end to end (``--smoke``: seconds).
 
-Checks the JSON: the network's score, both refinement traces with a pass per row, what
-refinement returned (its pass, its stop reason), finite SSIMs in [-1, 1].  No quality claim.
+Checks the JSON: the network's score, the three refinement traces (network, flat and
+ground-truth starts) with a pass per row, what refinement returned (its pass, its stop reason),
+finite SSIMs in [-1, 1], and that the ground-truth start scores as the truth.  No quality claim.
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ def test_refinement_bench_smoke(tmp_path):
     _load_bench().main(["--smoke", "--out", str(out), "--workdir", str(tmp_path / "work")])
     case = json.loads(out.read_text())["cases"]["dense"]
     assert _in_range(case["network"]["amp_ssim"]) and _in_range(case["network"]["phase_ssim"])
-    for key in ("refine_from_network", "refine_from_flat"):
+    for key in ("refine_from_network", "refine_from_flat", "refine_from_truth"):
         trace = case[key]
         assert 1 <= len(trace["curve"]) <= 2 and all(_in_range(row["amp_ssim"]) for row in trace["curve"])
         returned = trace["returned"]
         assert _in_range(returned["amp_ssim"]) and 0 <= returned["best_iteration"] <= returned["iterations"] <= 2
         assert returned["stop_reason"] in ("iterations", "tolerance", "over-fitting")
+    assert case["refine_from_truth"]["start"]["amp_ssim"] > 0.99  # the truth scored against itself
     assert (tmp_path / "work" / "dense-test.npz").exists()  # --workdir keeps the scan
