@@ -23,7 +23,8 @@ the data determine the object (the dense case) refinement keeps the truth; where
 to says how far the likelihood's optimum lies from the object: a refinement that only fits the
 data gains nothing above that, whatever it starts from (the hold-out guard then hands back its
 start).  Reported: passes and seconds to amplitude SSIM 0.95 and 0.99 (``null`` = not
-reached), the SSIM after the first pass, and the final SSIMs.  Seconds exclude the scoring done between passes.  Results go to stdout and JSON
+reached), the SSIM after the first pass, and the final SSIMs.  Seconds exclude the scoring
+done between passes.  Results go to stdout and JSON
 (``bench/results/refinement.json``; ``bench/results`` is git-ignored).
 """
 
